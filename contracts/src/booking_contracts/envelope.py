@@ -1,0 +1,69 @@
+"""The event envelope: a CloudEvents 1.0 event in JSON structured mode."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+
+DataT = TypeVar("DataT")
+
+
+class CloudEvent(BaseModel, Generic[DataT]):
+    """CloudEvents 1.0 envelope; python names follow the issue, aliases are the wire attributes."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="ignore",
+        populate_by_name=True,
+        serialize_by_alias=True,
+    )
+
+    specversion: Literal["1.0"] = "1.0"
+    id: UUID = Field(description="Event id: the idempotency key of every consumer.")
+    type: str = Field(description="Event type, equal to the AMQP routing key, e.g. job_request.cancelled.")
+    source: str = Field(description="URI reference of the producing service, e.g. /booking.")
+    dataschema: str = Field(description="URI naming the data schema and its major version.")
+    occurred_at: AwareDatetime = Field(alias="time", description="When the change happened (UTC).")
+    correlation_id: str = Field(alias="correlationid", description="Correlation id of the causing request.")
+    subject: str = Field(description="The job request id the event is about.")
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: DataT
+
+    @property
+    def version(self) -> int:
+        """Major version of the data schema, read from `dataschema` (`.../v1` → 1)."""
+        return version_of(self.dataschema)
+
+
+class EventMeta(BaseModel):
+    """The envelope's attributes without its data: what a consumer reads before choosing a model."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    specversion: Literal["1.0"]
+    id: UUID
+    type: str
+    source: str
+    dataschema: str
+    occurred_at: datetime = Field(alias="time")
+    correlation_id: str = Field(default="", alias="correlationid")
+    subject: str = ""
+    data: dict[str, Any]
+
+    @property
+    def version(self) -> int:
+        """Major version of the data schema."""
+        return version_of(self.dataschema)
+
+
+def version_of(dataschema: str) -> int:
+    """Return the major version at the end of a dataschema URI, 0 when it has none."""
+    tail = dataschema.rstrip("/").rsplit("/", 1)[-1]
+    if tail.startswith("v") and tail[1:].isdigit():
+        return int(tail[1:])
+    return 0

@@ -1,0 +1,1 @@
+"""audit: the client LOGS, one timestamped entry per job request event."""

@@ -1,0 +1,48 @@
+"""A client's LOGS, for the admin."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel
+
+from service_runtime.auth import CurrentAdmin
+
+from audit.store import ClientLogs
+
+router = APIRouter(prefix="/v1/admin", tags=["logs"])
+
+
+class ActorOut(BaseModel):
+    kind: Literal["client", "admin"]
+    id: str
+
+
+class LogEntryOut(BaseModel):
+    """One LOGS line: when the change happened (UTC; `timezone` is the business's), what, and who."""
+
+    id: str
+    type: str
+    occurred_at: datetime
+    timezone: str
+    actor: ActorOut
+    job_request_id: str
+    summary: str
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> LogEntryOut:
+        return cls.model_validate({**doc, "id": doc["_id"]})
+
+
+@router.get("/clients/{client_id}/logs")
+async def client_logs(
+    client_id: Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
+    admin: CurrentAdmin,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[LogEntryOut]:
+    """The client's log entries, newest first."""
+    logs: ClientLogs = request.app.state.logs
+    return [LogEntryOut.of(d) for d in await logs.of_client(admin.business_id, client_id, limit=limit)]

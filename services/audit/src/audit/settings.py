@@ -1,0 +1,14 @@
+"""Audit's settings, from the environment."""
+
+from __future__ import annotations
+
+from service_runtime.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """AMQP_URL, MONGODB_URL, AUTH_SECRET, HTTP_PORT (8003), and audit's own knobs."""
+
+    http_port: int = 8003
+    mongodb_database: str = "audit"
+    queue: str = "audit.job_request_events"
+    retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)

@@ -1,0 +1,37 @@
+"""Audit's database: client log entries, keyed by event id (a duplicate insert means already logged)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from service_runtime.mongo import DuplicateKeyError
+
+Document = dict[str, Any]
+
+
+class ClientLogs:
+    """The LOGS of each client."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._entries = db["client_log_entries"]
+
+    async def create_indexes(self) -> None:
+        await self._entries.create_indexes(
+            [IndexModel([("business_id", ASCENDING), ("client_id", ASCENDING), ("occurred_at", DESCENDING)])]
+        )
+
+    async def add(self, entry: Document) -> bool:
+        """Insert an entry; False when this event was logged before."""
+        try:
+            await self._entries.insert_one(entry)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def of_client(self, business_id: str, client_id: str, *, limit: int) -> list[Document]:
+        """Newest first."""
+        cursor = self._entries.find({"business_id": business_id, "client_id": client_id})
+        return await cursor.sort([("occurred_at", DESCENDING), ("_id", DESCENDING)]).limit(limit).to_list()

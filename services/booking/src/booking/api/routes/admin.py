@@ -1,0 +1,64 @@
+"""The admin's routes: the job request processing screen, schedule, cancel on the client's behalf, go to portal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query, Request
+from service_runtime.auth import CurrentAdmin, Principal, TokenCodec
+
+from booking.api.deps import BookingDeps, CorrelationId
+from booking.api.models import CancelBody, JobRequestOut, PortalSession
+from booking.domain import Actor, ClientNotFound, Status
+from booking.handlers import CancelJobRequest, ScheduleJobRequest, cancel_job_request, schedule_job_request
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+@router.get("/job-requests")
+async def list_job_requests(
+    admin: CurrentAdmin,
+    deps: BookingDeps,
+    status: Annotated[Status, Query()] = Status.REQUESTED,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+) -> list[JobRequestOut]:
+    """The job request processing screen: requests in one status (requested by default)."""
+    return [JobRequestOut.of(r) for r in await deps.projection.of_business(admin.business_id, status=status, limit=limit)]
+
+
+@router.post("/job-requests/{job_request_id}/schedule")
+async def schedule(job_request_id: Id, admin: CurrentAdmin, deps: BookingDeps, correlation_id: CorrelationId) -> JobRequestOut:
+    """Schedule a job request; a cancelled one answers 409 `job_request_cancelled`."""
+    cmd = ScheduleJobRequest(job_request_id=job_request_id, business_id=admin.business_id, actor=Actor("admin", admin.subject))
+    return JobRequestOut.of(await schedule_job_request(cmd, deps=deps, correlation_id=correlation_id))
+
+
+@router.post("/job-requests/{job_request_id}/cancel")
+async def cancel(
+    job_request_id: Id,
+    admin: CurrentAdmin,
+    deps: BookingDeps,
+    correlation_id: CorrelationId,
+    body: Annotated[CancelBody | None, Body()] = None,
+) -> JobRequestOut:
+    """Cancel a job request on the client's behalf."""
+    cmd = CancelJobRequest(
+        job_request_id=job_request_id,
+        business_id=admin.business_id,
+        actor=Actor("admin", admin.subject),
+        reason=body.reason if body else None,
+    )
+    return JobRequestOut.of(await cancel_job_request(cmd, deps=deps, correlation_id=correlation_id))
+
+
+@router.post("/clients/{client_id}/portal-session")
+async def portal_session(client_id: Id, admin: CurrentAdmin, deps: BookingDeps, request: Request) -> PortalSession:
+    """A client token for "go to portal": opens the portal as that client."""
+    client = await deps.catalogue.client(admin.business_id, client_id)
+    if client is None:
+        raise ClientNotFound("No such client.")
+    tokens: TokenCodec = request.app.state.tokens
+    token = tokens.issue(Principal(role="client", subject=client.id, business_id=admin.business_id))
+    return PortalSession(client_id=client.id, token=token, portal_url=f"/portal/#token={token}")

@@ -1,0 +1,93 @@
+"""Booking's composition root: clients built from one Settings inside the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from pymongo import AsyncMongoClient
+
+from service_runtime.amqp import ConfirmedPublisher, connect_amqp, declare_events_exchange
+from service_runtime.auth import TokenCodec
+from service_runtime.logs import configure_logging
+from service_runtime.mongo import connect_mongo, ping
+from service_runtime.web import install_basics, install_error_table
+
+from booking.api.errors import ERROR_STATUS
+from booking.api.routes import admin, portal
+from booking.events import EventStream
+from booking.handlers import Deps
+from booking.relay import OutboxRelay
+from booking.settings import Settings
+from booking.store import Catalogue, JobRequests
+
+log = structlog.get_logger(__name__)
+
+
+async def open_storage(settings: Settings) -> tuple[AsyncMongoClient[dict[str, Any]], Catalogue, EventStream, JobRequests]:
+    """Connect to booking's database and make sure its indexes exist."""
+    mongo = connect_mongo(settings.mongodb_url, app_name="booking")
+    db = mongo[settings.mongodb_database]
+    catalogue, stream, projection = Catalogue(db), EventStream(db), JobRequests(db)
+    for part in (catalogue, stream, projection):
+        await part.create_indexes()
+    return mongo, catalogue, stream, projection
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the booking API; connections open in the lifespan, not here."""
+    settings = settings or Settings()
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        mongo, catalogue, stream, projection = await open_storage(settings)
+        amqp = await connect_amqp(settings.amqp_url, name="booking")
+        channel = await amqp.channel()
+        await declare_events_exchange(channel)
+        publisher = ConfirmedPublisher(amqp)
+        relay = OutboxRelay(
+            stream=stream,
+            projection=projection,
+            publisher=publisher,
+            batch_size=settings.relay_batch_size,
+            sweep_seconds=settings.relay_sweep_seconds,
+        )
+        app.state.deps = Deps(catalogue=catalogue, stream=stream, projection=projection, wake_relay=relay.wake)
+        state.update(mongo=mongo, amqp=amqp)
+        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        log.info("booking.started", port=settings.http_port)
+        try:
+            yield
+        finally:
+            relay_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await relay_task
+            await publisher.close()
+            await amqp.close()
+            await mongo.close()
+
+    async def mongo_ready() -> bool:
+        return "mongo" in state and await ping(state["mongo"])
+
+    async def broker_ready() -> bool:
+        return "amqp" in state and not state["amqp"].is_closed
+
+    app = FastAPI(title="booking", version="1.0.0", lifespan=lifespan)
+    app.state.tokens = TokenCodec(settings.auth_secret.get_secret_value())
+    install_error_table(app, ERROR_STATUS)
+    install_basics(app, max_body_bytes=settings.max_body_bytes, readiness={"mongodb": mongo_ready, "rabbitmq": broker_ready})
+    app.include_router(portal.router)
+    app.include_router(admin.router)
+    return app
+
+
+def main_app() -> FastAPI:
+    """Entry point for `uvicorn --factory booking.app:main_app`."""
+    settings = Settings()
+    configure_logging(service="booking", level=settings.log_level, json=settings.log_json)
+    return create_app(settings)

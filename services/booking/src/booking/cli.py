@@ -1,0 +1,67 @@
+"""`booking serve`, `booking seed-demo`, `booking token admin|client CLIENT_ID`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import typer
+
+from service_runtime.auth import Principal, TokenCodec
+from service_runtime.logs import configure_logging
+from service_runtime.serve import run_http
+
+from booking.settings import Settings
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Booking: the portal and admin API.")
+token_cli = typer.Typer(no_args_is_help=True, help="Print a bearer token.")
+cli.add_typer(token_cli, name="token")
+
+
+@cli.command()
+def serve() -> None:
+    """Serve the API and run the outbox relay (config from the environment)."""
+    from booking.app import create_app
+
+    settings = Settings()
+    configure_logging(service="booking", level=settings.log_level, json=settings.log_json)
+    run_http(create_app(settings), host=settings.http_host, port=settings.http_port)
+
+
+@cli.command("seed-demo")
+def seed_demo() -> None:
+    """Create the demo business, clients, pets, services and jobs; print ids and tokens as JSON."""
+    from booking.app import open_storage
+    from booking.handlers import Deps
+    from booking.seed import seed_demo as run_seed
+
+    settings = Settings()
+    configure_logging(service="booking", level="WARNING", json=settings.log_json)
+
+    async def run() -> dict[str, object]:
+        mongo, catalogue, stream, projection = await open_storage(settings)
+        try:
+            deps = Deps(catalogue=catalogue, stream=stream, projection=projection, wake_relay=lambda: None)
+            return await run_seed(deps=deps, tokens=TokenCodec(settings.auth_secret.get_secret_value()))
+        finally:
+            await mongo.close()
+
+    typer.echo(json.dumps(asyncio.run(run()), indent=2))
+
+
+@token_cli.command("admin")
+def admin_token(business_id: str = typer.Option("demo-business", help="The business the admin runs.")) -> None:
+    """Print an admin token for a business."""
+    settings = Settings()
+    typer.echo(TokenCodec(settings.auth_secret.get_secret_value()).issue(Principal("admin", "demo-admin", business_id)))
+
+
+@token_cli.command("client")
+def client_token(client_id: str, business_id: str = typer.Option("demo-business", help="The client's business.")) -> None:
+    """Print a client token bound to CLIENT_ID."""
+    settings = Settings()
+    typer.echo(TokenCodec(settings.auth_secret.get_secret_value()).issue(Principal("client", client_id, business_id)))
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,123 @@
+"""Job requests to and from MongoDB documents, and to the events they publish."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date, datetime, time
+from typing import Any
+from uuid import UUID
+
+from booking_contracts import (
+    SOURCE,
+    Actor as ActorContract,
+    BusinessRef,
+    ClientRef,
+    CloudEvent,
+    JobRequestCancelled,
+    JobRequestEvent,
+    JobRequestScheduled,
+    JobRequestSubmitted,
+    PetRef,
+    ServiceRef,
+    dataschema_for,
+)
+
+from booking.domain import EVENT_TYPE_OF_STATUS, Actor, Business, Client, JobRequest, Pet, Service, Status
+
+
+def to_document(request: JobRequest) -> dict[str, Any]:
+    """The projection document (also the state snapshot stored with each event)."""
+    doc = asdict(request)
+    doc["_id"] = doc.pop("id")
+    doc["status"] = request.status.value
+    doc["date"] = request.date.isoformat()
+    doc["start_time"] = request.start_time.strftime("%H:%M")
+    doc["pets"] = [asdict(p) for p in request.pets]
+    doc["business_id"] = request.business.id
+    doc["client_id"] = request.client.id
+    return doc
+
+
+def from_document(doc: dict[str, Any]) -> JobRequest:
+    """Rebuild a job request from its projection document or event snapshot."""
+
+    def actor(value: dict[str, Any] | None) -> Actor | None:
+        return Actor(**value) if value else None
+
+    submitted_by = actor(doc["submitted_by"])
+    assert submitted_by is not None
+    return JobRequest(
+        id=doc["_id"],
+        version=doc["version"],
+        status=Status(doc["status"]),
+        client=Client(**doc["client"]),
+        business=Business(**doc["business"]),
+        service=Service(**doc["service"]),
+        pets=tuple(Pet(**p) for p in doc["pets"]),
+        date=date.fromisoformat(doc["date"]),
+        start_time=time.fromisoformat(doc["start_time"]),
+        notes=doc.get("notes", ""),
+        submitted_at=doc["submitted_at"],
+        submitted_by=submitted_by,
+        scheduled_at=doc.get("scheduled_at"),
+        scheduled_by=actor(doc.get("scheduled_by")),
+        cancelled_at=doc.get("cancelled_at"),
+        cancelled_by=actor(doc.get("cancelled_by")),
+        cancel_reason=doc.get("cancel_reason"),
+    )
+
+
+def event_data(request: JobRequest) -> JobRequestEvent:
+    """The contract data of the change that brought the request to its current status."""
+    common: dict[str, Any] = {
+        "job_request_id": request.id,
+        "client": ClientRef(**asdict(request.client)),
+        "business": BusinessRef(**asdict(request.business)),
+        "service": ServiceRef(**asdict(request.service)),
+        "pets": [PetRef(**asdict(p)) for p in request.pets],
+        "requested_date": request.date,
+        "requested_start_time": request.start_time,
+    }
+    if request.status is Status.CANCELLED:
+        assert request.cancelled_at and request.cancelled_by
+        return JobRequestCancelled(
+            **common,
+            cancelled_at=request.cancelled_at,
+            cancelled_by=_actor(request.cancelled_by),
+            reason=request.cancel_reason,
+        )
+    if request.status is Status.SCHEDULED:
+        assert request.scheduled_at and request.scheduled_by
+        return JobRequestScheduled(**common, scheduled_at=request.scheduled_at, scheduled_by=_actor(request.scheduled_by))
+    return JobRequestSubmitted(
+        **common, notes=request.notes, submitted_at=request.submitted_at, submitted_by=_actor(request.submitted_by)
+    )
+
+
+def _actor(actor: Actor) -> ActorContract:
+    return ActorContract(kind=actor.kind, id=actor.id)  # type: ignore[arg-type]
+
+
+def changed_at(request: JobRequest) -> datetime:
+    """When the change that produced this version happened."""
+    return {
+        Status.REQUESTED: request.submitted_at,
+        Status.SCHEDULED: request.scheduled_at,
+        Status.CANCELLED: request.cancelled_at,
+    }[request.status] or request.submitted_at
+
+
+def cloud_event(request: JobRequest, *, event_id: UUID, correlation_id: str) -> CloudEvent[JobRequestEvent]:
+    """The CloudEvent that records the request's latest change."""
+    event_type = EVENT_TYPE_OF_STATUS[request.status]
+    data = event_data(request)
+    return CloudEvent[type(data)](  # type: ignore[misc]
+        id=event_id,
+        type=event_type,
+        source=SOURCE,
+        dataschema=dataschema_for(event_type, 1),
+        occurred_at=changed_at(request),
+        correlation_id=correlation_id,
+        subject=request.id,
+        data=data,
+    )

@@ -1,0 +1,87 @@
+"""The job request event streams: one insert per change, unique on (stream, version); also the outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from service_runtime.mongo import DuplicateKeyError
+
+from booking.codec import cloud_event, from_document, to_document
+from booking.domain import JobRequest
+
+Document = dict[str, Any]
+
+
+class VersionConflict(Exception):
+    """Another writer stored this version first: re-read and decide again."""
+
+
+class EventStream:
+    """Stored events of all job requests. Request handlers only insert; only the relay sets `published_at`."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._events = db["job_request_events"]
+
+    async def create_indexes(self) -> None:
+        """The unique (stream, version) index is what makes a change atomic."""
+        await self._events.create_indexes(
+            [
+                IndexModel([("stream_id", ASCENDING), ("version", ASCENDING)], unique=True, name="stream_version"),
+                IndexModel([("published_at", ASCENDING), ("occurred_at", ASCENDING)], name="pending"),
+            ]
+        )
+
+    async def latest(self, job_request_id: str) -> JobRequest | None:
+        """The request as its latest stored event left it."""
+        doc = await self._events.find_one(
+            {"stream_id": job_request_id}, {"state": 1}, sort=[("version", DESCENDING)]
+        )
+        return from_document(doc["state"]) if doc else None
+
+    async def append(self, request: JobRequest, *, correlation_id: str, event_id: UUID | None = None) -> UUID:
+        """Store the change that produced `request`; raise VersionConflict if that version exists."""
+        event_id = event_id or uuid4()
+        event = cloud_event(request, event_id=event_id, correlation_id=correlation_id)
+        try:
+            await self._events.insert_one(
+                {
+                    "_id": str(event_id),
+                    "stream_id": request.id,
+                    "version": request.version,
+                    "type": event.type,
+                    "occurred_at": event.occurred_at,
+                    "correlation_id": correlation_id,
+                    "state": to_document(request),
+                    "payload": event.model_dump_json(),
+                    "published_at": None,
+                }
+            )
+        except DuplicateKeyError:
+            raise VersionConflict(request.id) from None
+        return event_id
+
+    async def pending(self, *, limit: int, older_than: datetime | None = None) -> list[Document]:
+        """Events not yet confirmed by the broker, oldest first."""
+        query: Document = {"published_at": None}
+        if older_than is not None:
+            query["occurred_at"] = {"$lt": older_than}
+        cursor = self._events.find(
+            query, {"payload": 1, "type": 1, "correlation_id": 1, "occurred_at": 1, "state": 1}
+        ).sort("occurred_at", ASCENDING)
+        return await cursor.limit(limit).to_list()
+
+    async def mark_published(self, event_ids: list[str], *, at: datetime) -> None:
+        """Record the broker's confirms (one update of many documents; only the relay writes this field)."""
+        if event_ids:
+            await self._events.update_many({"_id": {"$in": event_ids}}, {"$set": {"published_at": at}})
+
+    async def backlog(self) -> tuple[int, datetime | None]:
+        """How many events wait for publishing, and when the oldest of them happened."""
+        count = await self._events.count_documents({"published_at": None})
+        oldest = await self._events.find_one({"published_at": None}, {"occurred_at": 1}, sort=[("occurred_at", 1)])
+        return count, (oldest["occurred_at"] if oldest else None)

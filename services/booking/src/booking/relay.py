@@ -1,0 +1,120 @@
+"""The outbox relay: publishes stored events with confirms, many in flight; a periodic sweep catches the rest."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import aio_pika
+import structlog
+from prometheus_client import Counter, Gauge
+
+from booking_contracts import CONTENT_TYPE, EXCHANGE, SOURCE
+from service_runtime.amqp import ConfirmedPublisher
+
+from booking.codec import from_document
+from booking.events import Document, EventStream
+from booking.store import JobRequests
+
+log = structlog.get_logger(__name__)
+
+PUBLISHED = Counter("outbox_published_events", "Events confirmed by the broker.", ["event_type"])
+NOT_CONFIRMED = Counter("outbox_unconfirmed_publishes", "Publishes not confirmed (broker down, nacked or unroutable).")
+BACKLOG = Gauge("outbox_backlog_events", "Stored events not yet confirmed by the broker (at the last sweep).")
+BACKLOG_AGE = Gauge("outbox_backlog_oldest_age_seconds", "Age of the oldest event not yet confirmed (at the last sweep).")
+
+
+def amqp_message(doc: Document) -> aio_pika.Message:
+    """The AMQP message of a stored event: CloudEvents structured mode, persistent, ids in the properties."""
+    return aio_pika.Message(
+        doc["payload"].encode(),
+        content_type=CONTENT_TYPE,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=doc["_id"],
+        correlation_id=doc.get("correlation_id") or None,
+        type=doc["type"],
+        app_id=SOURCE.strip("/"),
+        timestamp=doc["occurred_at"],
+    )
+
+
+class OutboxRelay:
+    """Publishes pending events: woken at once after a write, and every `sweep_seconds` in any case."""
+
+    def __init__(
+        self,
+        *,
+        stream: EventStream,
+        projection: JobRequests,
+        publisher: ConfirmedPublisher,
+        batch_size: int = 500,
+        sweep_seconds: float = 2.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._stream = stream
+        self._projection = projection
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._sweep_seconds = sweep_seconds
+        self._clock = clock
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Ask for a publish pass now (called after every stored change)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Loop until cancelled; a failing pass is logged and retried at the next sweep."""
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._sweep_seconds)
+            except TimeoutError:
+                await self._measure_backlog()
+            self._wake.clear()
+            try:
+                while await self.publish_pending() == self._batch_size:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - broker or database down: the sweep tries again
+                log.warning("relay.pass_failed", error=repr(exc))
+                await asyncio.sleep(min(self._sweep_seconds, 1.0))
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of pending events; return how many were pending in it."""
+        docs = await self._stream.pending(limit=self._batch_size)
+        if not docs:
+            return 0
+        await self._repair_projections(docs)
+        confirmed = await self._publisher.publish_many(EXCHANGE, [(d["type"], amqp_message(d)) for d in docs])
+        done = [d["_id"] for d, ok in zip(docs, confirmed, strict=True) if ok]
+        await self._stream.mark_published(done, at=self._clock())
+        for doc, ok in zip(docs, confirmed, strict=True):
+            if ok:
+                PUBLISHED.labels(doc["type"]).inc()
+        if len(done) < len(docs):
+            NOT_CONFIRMED.inc(len(docs) - len(done))
+            log.warning("relay.unconfirmed", pending=len(docs) - len(done))
+            return 0  # leave the rest for the next sweep instead of spinning
+        return len(docs)
+
+    async def _repair_projections(self, docs: list[Document]) -> None:
+        # A writer that crashed between its event insert and its projection write left the projection behind.
+        latest: dict[str, Document] = {}
+        for doc in docs:
+            state = doc["state"]
+            if state["_id"] not in latest or latest[state["_id"]]["version"] < state["version"]:
+                latest[state["_id"]] = state
+        stored = await self._projection.versions(list(latest))
+        for request_id, state in latest.items():
+            if stored.get(request_id, 0) < state["version"]:
+                await self._projection.save(from_document(state))
+
+    async def _measure_backlog(self) -> None:
+        try:
+            count, oldest = await self._stream.backlog()
+        except Exception:  # noqa: BLE001 - metrics must not stop the relay
+            return
+        BACKLOG.set(count)
+        BACKLOG_AGE.set((self._clock() - oldest).total_seconds() if oldest else 0)

@@ -1,0 +1,107 @@
+"""Booking's other collections: the catalogue (businesses, clients, pets, services) and the job request projection."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from service_runtime.mongo import DuplicateKeyError
+
+from booking.codec import from_document, to_document
+from booking.domain import Business, Client, JobRequest, Pet, Service, Status
+
+Document = dict[str, Any]
+
+
+class Catalogue:
+    """Businesses, their clients, pets and service types."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._businesses = db["businesses"]
+        self._clients = db["clients"]
+        self._pets = db["pets"]
+        self._services = db["services"]
+
+    async def create_indexes(self) -> None:
+        """Lookups are by owner."""
+        await self._clients.create_index([("business_id", ASCENDING)])
+        await self._pets.create_index([("client_id", ASCENDING)])
+        await self._services.create_index([("business_id", ASCENDING)])
+
+    async def business(self, business_id: str) -> Business | None:
+        doc = await self._businesses.find_one({"_id": business_id})
+        return Business(doc["_id"], doc["name"], doc["admin_email"], doc["timezone"]) if doc else None
+
+    async def client(self, business_id: str, client_id: str) -> Client | None:
+        doc = await self._clients.find_one({"_id": client_id, "business_id": business_id})
+        return Client(doc["_id"], doc["name"], doc["email"]) if doc else None
+
+    async def services(self, business_id: str) -> list[Service]:
+        docs = await self._services.find({"business_id": business_id}).sort("name", ASCENDING).to_list()
+        return [Service(d["_id"], d["name"], d["duration_minutes"]) for d in docs]
+
+    async def pets(self, client_id: str) -> list[Pet]:
+        docs = await self._pets.find({"client_id": client_id}).sort("name", ASCENDING).to_list()
+        return [Pet(d["_id"], d["name"], d["species"]) for d in docs]
+
+    async def upsert(self, collection: str, doc: Document) -> None:
+        """Create or replace one catalogue document by id (seed data)."""
+        await {"businesses": self._businesses, "clients": self._clients, "pets": self._pets, "services": self._services}[
+            collection
+        ].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+
+class JobRequests:
+    """The projection the schedule views read: one document per request, carrying its version."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._requests = db["job_requests"]
+
+    async def create_indexes(self) -> None:
+        await self._requests.create_indexes(
+            [
+                IndexModel([("client_id", ASCENDING), ("date", ASCENDING)]),
+                IndexModel([("business_id", ASCENDING), ("status", ASCENDING), ("date", ASCENDING)]),
+            ]
+        )
+
+    async def save(self, request: JobRequest, *, attempts: int = 3) -> None:
+        """Write the request unless a newer version is there; check and write again if a concurrent write won."""
+        doc = to_document(request)
+        for _ in range(attempts):
+            result = await self._requests.replace_one({"_id": request.id, "version": {"$lt": request.version}}, doc)
+            if result.matched_count == 0:
+                try:
+                    await self._requests.insert_one(doc)
+                except DuplicateKeyError:
+                    pass  # it exists: either newer already, or a lost write the read-back below catches
+            stored = await self._requests.find_one({"_id": request.id}, {"version": 1})
+            if stored is not None and stored["version"] >= request.version:
+                return
+
+    async def versions(self, ids: list[str]) -> dict[str, int]:
+        """The stored version of each request id that has a projection."""
+        docs = await self._requests.find({"_id": {"$in": ids}}, {"version": 1}).to_list()
+        return {d["_id"]: d["version"] for d in docs}
+
+    async def get(self, request_id: str) -> JobRequest | None:
+        doc = await self._requests.find_one({"_id": request_id})
+        return from_document(doc) if doc else None
+
+    async def of_client(self, client_id: str, *, start: date, end: date) -> list[JobRequest]:
+        """The client's requests from `start` (inclusive) to `end` (exclusive), by day and time."""
+        docs = (
+            await self._requests.find({"client_id": client_id, "date": {"$gte": start.isoformat(), "$lt": end.isoformat()}})
+            .sort([("date", ASCENDING), ("start_time", ASCENDING)])
+            .to_list()
+        )
+        return [from_document(d) for d in docs]
+
+    async def of_business(self, business_id: str, *, status: Status, limit: int) -> list[JobRequest]:
+        """The business's requests in one status: by day for open ones, newest change first for cancelled ones."""
+        sort = [("cancelled_at", DESCENDING)] if status is Status.CANCELLED else [("date", ASCENDING), ("start_time", ASCENDING)]
+        docs = await self._requests.find({"business_id": business_id, "status": status.value}).sort(sort).limit(limit).to_list()
+        return [from_document(d) for d in docs]

@@ -1,0 +1,1 @@
+"""notifier: emails the client (admin inbox in CC) and posts HOME notices when a job request is cancelled."""

@@ -1,0 +1,66 @@
+"""Notifier's composition root: stores, mailer and subscriptions, built from one Settings."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from typing import Any
+
+from fastapi import FastAPI
+from pymongo.asynchronous.database import AsyncDatabase
+
+from service_runtime.amqp import ConsumerTopology
+from service_runtime.consumer import Handler
+from service_runtime.consumer_app import create_consumer_app
+from service_runtime.errors import NotFound
+
+from notifier import api
+from notifier.emails import SmtpMailer
+from notifier.handlers import on_job_request_cancelled
+from notifier.settings import Settings
+from notifier.store import Notices, SentEmails
+
+
+def topology(settings: Settings) -> ConsumerTopology:
+    """Notifier's own quorum queue, bound to the one event it acts on."""
+    return ConsumerTopology(
+        queue=settings.queue, binding_keys=("job_request.cancelled",), retry_delays_ms=settings.retry_delays_ms
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the notifier: notices API plus the `job_request.cancelled` consumer."""
+    settings = settings or Settings()
+
+    async def wiring(
+        app: FastAPI, db: AsyncDatabase[dict[str, Any]]
+    ) -> tuple[Mapping[str, Handler], Callable[[], Awaitable[None]]]:
+        notices, sent = Notices(db), SentEmails(db)
+        await notices.create_indexes()
+        await sent.create_indexes()
+        app.state.notices = notices
+        mailer = SmtpMailer(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            starttls=settings.smtp_starttls,
+            timeout=settings.smtp_timeout_seconds,
+            connections=settings.smtp_connections,
+        )
+        subscriptions: dict[str, Handler] = {
+            "job_request.cancelled": partial(
+                on_job_request_cancelled, mailer=mailer, notices=notices, sent=sent, sender=settings.mail_from
+            ),
+        }
+        return subscriptions, mailer.close
+
+    return create_consumer_app(
+        name="notifier",
+        settings=settings,
+        database=settings.mongodb_database,
+        topology=topology(settings),
+        wiring=wiring,
+        routers=[api.router],
+        error_table={NotFound: 404},
+    )

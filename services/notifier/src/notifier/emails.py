@@ -1,0 +1,120 @@
+"""The cancellation email (pure rendering) and an SMTP mailer that reuses its connections."""
+
+from __future__ import annotations
+
+import asyncio
+from email.message import EmailMessage
+from email.utils import formatdate
+
+import aiosmtplib
+
+from booking_contracts import CloudEvent, JobRequestCancelled
+from service_runtime.errors import PermanentError, TransientError
+from service_runtime.humanize import day_and_time, instant
+
+MESSAGE_ID_DOMAIN = "notifier.booking.example"
+
+
+def message_id(event_id: str, recipient: str) -> str:
+    """A Message-ID derived from the event id, so a resent email is recognisably the same email."""
+    local = recipient.split("@", 1)[0][:32].replace("<", "").replace(">", "")
+    return f"<{event_id}.{local}@{MESSAGE_ID_DOMAIN}>"
+
+
+def cancellation_email(event: CloudEvent[JobRequestCancelled], *, sender: str) -> EmailMessage:
+    """The client's confirmation that their job request is cancelled, with the admin inbox in CC."""
+    data = event.data
+    when = day_and_time(data.requested_date, data.requested_start_time)
+    cancelled = instant(data.cancelled_at, data.business.timezone)
+    pets = ", ".join(p.name for p in data.pets)
+    by = "you" if data.cancelled_by.kind == "client" else f"{data.business.name} on your behalf"
+    lines = [
+        f"Hello {data.client.name},",
+        "",
+        "Your job request has been cancelled. Here is what was cancelled:",
+        "",
+        f"  Service:      {data.service.name}",
+        f"  Pets:         {pets}",
+        f"  Requested:    {when} ({data.business.timezone})",
+        f"  Cancelled:    {cancelled}, by {by}",
+    ]
+    if data.reason:
+        lines.append(f"  Reason:       {data.reason}")
+    lines += [
+        f"  Reference:    {data.job_request_id}",
+        "",
+        "If you cancelled by mistake, please submit a new request in the client portal.",
+        "",
+        data.business.name,
+    ]
+    msg = EmailMessage()
+    msg["Subject"] = f"Job request cancelled: {data.service.name} on {when}"
+    msg["From"] = sender
+    msg["To"] = f"{data.client.name} <{data.client.email}>"
+    msg["Cc"] = data.business.admin_email
+    msg["Reply-To"] = data.business.admin_email
+    msg["Date"] = formatdate(data.cancelled_at.timestamp(), usegmt=True)
+    msg["Message-ID"] = message_id(str(event.id), data.client.email)
+    msg["X-Job-Request-Id"] = data.job_request_id
+    msg["X-Event-Id"] = str(event.id)
+    msg.set_content("\n".join(lines))
+    return msg
+
+
+class SmtpMailer:
+    """Sends messages over a few reused SMTP connections; failures become Transient or Permanent errors."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        timeout: float = 10.0,
+        connections: int = 4,
+    ) -> None:
+        self._options = {
+            "hostname": host,
+            "port": port,
+            "username": username,
+            "password": password,
+            "start_tls": starttls,
+            "timeout": timeout,
+        }
+        self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
+        self._slots = asyncio.Semaphore(connections)
+
+    async def send(self, message: EmailMessage) -> None:
+        """Send one message; return once the server answered 250 for it."""
+        async with self._slots:
+            smtp = self._idle.get_nowait() if not self._idle.empty() else None
+            try:
+                if smtp is None or not smtp.is_connected:
+                    smtp = aiosmtplib.SMTP(**self._options)  # type: ignore[arg-type]
+                    await smtp.connect()
+                # Refused recipients among accepted ones do not make a retry right: the message went out once.
+                await smtp.send_message(message)
+            except aiosmtplib.SMTPResponseException as exc:
+                await _drop(smtp)
+                if 500 <= exc.code < 600:
+                    raise PermanentError(f"SMTP refused the message: {exc.code} {exc.message}") from exc
+                raise TransientError(f"SMTP said {exc.code} {exc.message}") from exc
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                await _drop(smtp)
+                raise TransientError(f"SMTP unavailable: {exc!r}") from exc
+            self._idle.put_nowait(smtp)
+
+    async def close(self) -> None:
+        """Quit every idle connection."""
+        while not self._idle.empty():
+            await _drop(self._idle.get_nowait())
+
+
+async def _drop(smtp: aiosmtplib.SMTP | None) -> None:
+    if smtp is not None and smtp.is_connected:
+        try:
+            await smtp.quit()
+        except Exception:  # noqa: BLE001 - the connection is going away anyway
+            smtp.close()

@@ -1,0 +1,85 @@
+"""Notifier's handlers: the cancellation email and the HOME notice."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+import structlog
+
+from booking_contracts import CloudEvent, JobRequestCancelled
+from service_runtime.errors import TransientError
+from service_runtime.humanize import day_and_time, instant
+from service_runtime.logs import redact
+
+from notifier.emails import cancellation_email
+from notifier.store import Notices, SentEmails
+
+log = structlog.get_logger(__name__)
+
+EMAIL_CONSUMER = "notifier.cancellation_email"
+NOTICE_NAMESPACE = uuid.UUID("6f1c2f6e-6a53-4d39-9c0f-5f3f0e0f2a11")
+
+
+class Mailer(Protocol):
+    async def send(self, message: EmailMessage) -> None: ...
+
+
+def notice_for(event: CloudEvent[JobRequestCancelled], *, now: datetime) -> dict[str, Any]:
+    """The HOME notice: who cancelled what, for when, and when it was cancelled."""
+    data = event.data
+    when = day_and_time(data.requested_date, data.requested_start_time)
+    cancelled = instant(data.cancelled_at, data.business.timezone)
+    who = data.client.name if data.cancelled_by.kind == "client" else f"An admin (for {data.client.name})"
+    return {
+        "_id": str(uuid.uuid5(NOTICE_NAMESPACE, str(event.id))),
+        "event_id": str(event.id),
+        "business_id": data.business.id,
+        "kind": event.type,
+        "title": f"{data.client.name} cancelled a job request",
+        "message": f"{who} cancelled the job request {data.job_request_id} for {data.service.name} on {when}. "
+        f"Cancelled {cancelled}.",
+        "job_request_id": data.job_request_id,
+        "client": {"id": data.client.id, "name": data.client.name},
+        "service": data.service.name,
+        "requested_date": data.requested_date.isoformat(),
+        "requested_start_time": data.requested_start_time.strftime("%H:%M"),
+        "cancelled_at": data.cancelled_at,
+        "cancelled_by": data.cancelled_by.model_dump(),
+        "reason": data.reason,
+        "timezone": data.business.timezone,
+        "created_at": now,
+        "read_at": None,
+    }
+
+
+async def on_job_request_cancelled(
+    event: CloudEvent[JobRequestCancelled],
+    *,
+    mailer: Mailer,
+    notices: Notices,
+    sent: SentEmails,
+    sender: str,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    """Post the notice, then email the client with the admin inbox in CC, once per event."""
+    if await notices.add(notice_for(event, now=clock())):
+        log.info("notice.created", job_request_id=event.data.job_request_id)
+    key = sent.key(EMAIL_CONSUMER, str(event.id), event.data.client.email)
+    claim = await sent.claim(key, now=clock())
+    if claim == "sent":
+        return
+    if claim == "busy":
+        raise TransientError("another delivery of this event is sending its email")
+    message = cancellation_email(event, sender=sender)
+    try:
+        await mailer.send(message)
+    except BaseException:
+        await sent.release(key)
+        raise
+    # Recorded right after the 250: a crash in between is the one window that resends (same Message-ID).
+    await sent.mark_sent(key, message_id=str(message["Message-ID"]), at=clock())
+    log.info("email.sent", to=redact(event.data.client.email), cc=redact(event.data.business.admin_email))

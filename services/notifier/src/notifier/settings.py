@@ -1,0 +1,24 @@
+"""Notifier's settings, from the environment."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from service_runtime.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """AMQP_URL, MONGODB_URL, AUTH_SECRET, HTTP_PORT (8002), SMTP_* and notifier's own knobs."""
+
+    http_port: int = 8002
+    mongodb_database: str = "notifier"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    smtp_connections: int = 4
+    mail_from: str = "Bookings <no-reply@booking.example>"
+    queue: str = "notifier.job_request_events"
+    retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from notifier.emails import cancellation_email, message_id
+from notifier.handlers import notice_for
+
+from tests.support.events import cancelled_event
+
+
+def test_the_confirmation_goes_to_the_client_with_the_admin_inbox_in_cc() -> None:
+    event = cancelled_event()
+    mail = cancellation_email(event, sender="Bookings <no-reply@booking.example>")
+    assert event.data.client.email in mail["To"]
+    assert mail["Cc"] == event.data.business.admin_email
+
+
+def test_the_email_shows_service_pets_requested_time_and_cancellation_time_in_the_business_timezone() -> None:
+    event = cancelled_event(business={"id": "b", "name": "Paws NY", "admin_email": "a@x.example", "timezone": "America/New_York"})
+    body = cancellation_email(event, sender="x@y.example").get_content()
+    assert "Dog Walk 30 min" in body and "Rex" in body
+    assert "Thu 3 Dec 2026, 09:00 (America/New_York)" in body
+    # 16:20:05 UTC is 11:20:05 in New York in November (EST).
+    assert "Wed 25 Nov 2026 at 11:20:05 EST" in body
+
+
+def test_the_message_id_is_derived_from_the_event_id() -> None:
+    event = cancelled_event()
+    mail = cancellation_email(event, sender="x@y.example")
+    assert mail["Message-ID"] == message_id(str(event.id), event.data.client.email)
+    assert str(event.id) in mail["Message-ID"]
+
+
+def test_the_reason_appears_only_when_given() -> None:
+    assert "Reason:" not in cancellation_email(cancelled_event(), sender="x@y.example").get_content()
+    with_reason = cancelled_event(reason="Going away")
+    assert "Reason:       Going away" in cancellation_email(with_reason, sender="x@y.example").get_content()
+
+
+def test_the_notice_names_client_service_requested_time_request_id_and_cancellation_time() -> None:
+    event = cancelled_event()
+    notice = notice_for(event, now=datetime(2026, 11, 25, tzinfo=UTC))
+    assert notice["event_id"] == str(event.id) and notice["read_at"] is None
+    for part in ("Ann Example", "Dog Walk 30 min", "Thu 3 Dec 2026, 09:00", event.data.job_request_id, "25 Nov 2026 at 16:20:05 GMT"):
+        assert part in notice["message"]
+
+
+def test_the_same_event_always_makes_the_same_notice_id() -> None:
+    event = cancelled_event()
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    assert notice_for(event, now=now)["_id"] == notice_for(event, now=now)["_id"]

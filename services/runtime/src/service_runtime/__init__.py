@@ -1,0 +1,1 @@
+"""Runtime code shared by booking, notifier and audit, written once."""

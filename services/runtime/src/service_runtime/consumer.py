@@ -1,0 +1,216 @@
+"""The one consumer middleware chain: bind ids → decode and validate → handler → ack, retry or dead-letter."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import aio_pika
+import orjson
+import structlog
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from prometheus_client import Counter, Histogram
+from pydantic import ValidationError
+
+from booking_contracts import CloudEvent, JobRequestEvent, UnknownEventType, data_model_for
+from booking_contracts.envelope import version_of
+from service_runtime.amqp import ConfirmedPublisher, ConsumerTopology
+from service_runtime.errors import PermanentError
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[CloudEvent[Any]], Awaitable[None]]
+"""A subscribed handler: gets the validated event, raises to retry (any error) or park (PermanentError)."""
+
+ATTEMPT_HEADER = "x-attempt"
+REASON_HEADER = "x-dead-letter-reason"
+
+CONSUMED = Counter(
+    "messaging_client_consumed_messages",
+    "Messages consumed, by outcome.",
+    ["messaging_destination_name", "outcome", "error_type"],
+)
+RETRIED = Counter("messaging_retried_messages", "Messages sent to a delayed retry.", ["messaging_destination_name"])
+DEAD_LETTERED = Counter(
+    "messaging_dead_lettered_messages", "Messages parked in the dead-letter queue.", ["messaging_destination_name", "reason"]
+)
+PROCESS_SECONDS = Histogram(
+    "messaging_process_duration_seconds",
+    "Time from delivery to settlement.",
+    ["messaging_destination_name"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+class Rejected(Exception):
+    """The message can never be handled: park it with `reason`."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def decode_event(body: bytes) -> CloudEvent[Any]:
+    """Parse and validate a structured-mode CloudEvent with the data model of its type and version."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected("invalid_json", str(exc)) from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str) or not isinstance(raw.get("dataschema"), str):
+        raise Rejected("invalid_envelope", "not a CloudEvent with type and dataschema")
+    try:
+        model: type[JobRequestEvent] = data_model_for(raw["type"], version_of(raw["dataschema"]))
+    except UnknownEventType as exc:
+        raise Rejected("unknown_event", str(exc)) from None
+    try:
+        return CloudEvent[model].model_validate(raw)  # type: ignore[valid-type]
+    except ValidationError as exc:
+        raise Rejected("invalid_schema", _short(exc)) from None
+
+
+def _short(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+
+
+class EventConsumer:
+    """Consumes one work queue and runs every delivery through the chain; the only place that acks or rejects."""
+
+    def __init__(
+        self,
+        *,
+        queue: AbstractQueue,
+        topology: ConsumerTopology,
+        subscriptions: Mapping[str, Handler],
+        publisher: ConfirmedPublisher,
+    ) -> None:
+        self._queue = queue
+        self._topology = topology
+        self._subscriptions = subscriptions
+        self._publisher = publisher
+        self._tag: str | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def start(self) -> None:
+        """Start consuming (robust channels re-subscribe by themselves after a reconnect)."""
+        self._tag = await self._queue.consume(self._on_message)
+
+    async def stop(self, *, grace: float = 25.0) -> None:
+        """Stop taking new messages, then wait (bounded) for the ones in hand to settle."""
+        if self._tag is not None:
+            await self._queue.cancel(self._tag)
+            self._tag = None
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout=grace)
+        except TimeoutError:
+            log.warning("consumer.stop.in_flight_left", count=len(self._in_flight))
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+            self._idle.clear()
+        try:
+            await self.process(message)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+                if not self._in_flight:
+                    self._idle.set()
+
+    async def process(self, message: AbstractIncomingMessage) -> None:
+        """Run one delivery through the chain and settle it exactly once."""
+        started = time.perf_counter()
+        name = self._topology.queue
+        with structlog.contextvars.bound_contextvars(
+            correlation_id=message.correlation_id or "", event_id=message.message_id or "", event_type=message.type or ""
+        ):
+            try:
+                event = decode_event(message.body)
+                handler = self._subscriptions.get(event.type)
+                if handler is None:
+                    raise Rejected("unsubscribed_event", f"no handler for {event.type}")
+                with structlog.contextvars.bound_contextvars(correlation_id=event.correlation_id):
+                    await handler(event)
+            except Rejected as exc:
+                await self._dead_letter(message, exc.reason, exc.detail)
+                CONSUMED.labels(name, "dead_lettered", exc.reason).inc()
+            except PermanentError as exc:
+                await self._dead_letter(message, "permanent_error", str(exc))
+                CONSUMED.labels(name, "dead_lettered", type(exc).__name__).inc()
+            except Exception as exc:  # noqa: BLE001 - anything else is worth a bounded, delayed retry
+                await self._retry(message, exc)
+                CONSUMED.labels(name, "retried", type(exc).__name__).inc()
+            else:
+                await message.ack()
+                CONSUMED.labels(name, "ok", "").inc()
+            finally:
+                PROCESS_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+    async def _retry(self, message: AbstractIncomingMessage, exc: Exception) -> None:
+        attempt = _int_header(message, ATTEMPT_HEADER) + 1
+        if attempt >= self._topology.max_attempts:
+            log.error("consumer.retries_exhausted", attempt=attempt, error=repr(exc))
+            await self._dead_letter(message, "retries_exhausted", repr(exc)[:500])
+            return
+        log.warning("consumer.retry", attempt=attempt, error=repr(exc))
+        copy = _copy(message, {ATTEMPT_HEADER: attempt})
+        if await self._publisher.publish("", self._topology.retry_queue(attempt), copy):
+            RETRIED.labels(self._topology.queue).inc()
+            await message.ack()
+        else:
+            # The wait queue did not take it: hand the message back to the broker (counts toward the delivery limit).
+            await message.reject(requeue=True)
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str, detail: str) -> None:
+        log.error("consumer.dead_letter", reason=reason, detail=detail)
+        copy = _copy(message, {REASON_HEADER: f"{reason}: {detail}"[:1000], "x-original-queue": self._topology.queue})
+        if await self._publisher.publish("", self._topology.dlq, copy):
+            DEAD_LETTERED.labels(self._topology.queue, reason).inc()
+            await message.ack()
+        else:
+            await message.reject(requeue=True)
+
+
+def _int_header(message: AbstractIncomingMessage, name: str) -> int:
+    value = (message.headers or {}).get(name, 0)
+    return value if isinstance(value, int) else 0
+
+
+def _copy(message: AbstractIncomingMessage, extra_headers: dict[str, Any]) -> aio_pika.Message:
+    return aio_pika.Message(
+        message.body,
+        headers={**(message.headers or {}), **extra_headers},
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        correlation_id=message.correlation_id,
+        message_id=message.message_id,
+        timestamp=message.timestamp,
+        type=message.type,
+        app_id=message.app_id,
+    )
+
+
+async def open_consumer(
+    connection: Any,
+    *,
+    topology: ConsumerTopology,
+    subscriptions: Mapping[str, Handler],
+    prefetch: int,
+) -> EventConsumer:
+    """Declare the consumer's queues on a robust channel with `prefetch`, and start consuming."""
+    from service_runtime.amqp import declare_consumer_topology
+
+    channel = await connection.channel()
+    await channel.set_qos(prefetch_count=prefetch)
+    queue = await declare_consumer_topology(channel, topology)
+    consumer = EventConsumer(
+        queue=queue, topology=topology, subscriptions=subscriptions, publisher=ConfirmedPublisher(connection)
+    )
+    await consumer.start()
+    return consumer

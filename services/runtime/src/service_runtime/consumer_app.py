@@ -1,0 +1,69 @@
+"""The FastAPI app of a consuming service: its API, plus one consumer run inside the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI
+from pymongo.asynchronous.database import AsyncDatabase
+
+from service_runtime.amqp import ConsumerTopology, connect_amqp
+from service_runtime.auth import TokenCodec
+from service_runtime.consumer import Handler, open_consumer
+from service_runtime.errors import DomainError
+from service_runtime.mongo import connect_mongo, ping
+from service_runtime.settings import ServiceSettings
+from service_runtime.web import install_basics, install_error_table
+
+log = structlog.get_logger(__name__)
+
+Wiring = Callable[[FastAPI, AsyncDatabase[dict[str, Any]]], Awaitable[tuple[Mapping[str, Handler], Callable[[], Awaitable[None]]]]]
+"""Builds a service's stores on the app and returns its subscriptions and a close function."""
+
+
+def create_consumer_app(
+    *,
+    name: str,
+    settings: ServiceSettings,
+    database: str,
+    topology: ConsumerTopology,
+    wiring: Wiring,
+    routers: Sequence[APIRouter],
+    error_table: Mapping[type[DomainError], int],
+) -> FastAPI:
+    """Build the app; on start it connects, wires the handlers and consumes; on SIGTERM it drains, then closes."""
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        mongo = connect_mongo(settings.mongodb_url, app_name=name)
+        state["mongo"] = mongo
+        subscriptions, close = await wiring(app, mongo[database])
+        amqp = await connect_amqp(settings.amqp_url, name=name)
+        state["amqp"] = amqp
+        consumer = await open_consumer(amqp, topology=topology, subscriptions=subscriptions, prefetch=settings.prefetch)
+        log.info(f"{name}.started", queue=topology.queue, subscriptions=sorted(subscriptions))
+        try:
+            yield
+        finally:
+            await consumer.stop()
+            await amqp.close()
+            await close()
+            await mongo.close()
+
+    async def mongo_ready() -> bool:
+        return "mongo" in state and await ping(state["mongo"])
+
+    async def broker_ready() -> bool:
+        return "amqp" in state and not state["amqp"].is_closed
+
+    app = FastAPI(title=name, version="1.0.0", lifespan=lifespan)
+    app.state.tokens = TokenCodec(settings.auth_secret.get_secret_value())
+    install_error_table(app, error_table)
+    install_basics(app, max_body_bytes=settings.max_body_bytes, readiness={"mongodb": mongo_ready, "rabbitmq": broker_ready})
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,32 @@
+"""Configuration every service reads from its environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_SECRET = "local-development-secret-change-me-0123456789"
+
+
+class ServiceSettings(BaseSettings):
+    """Settings shared by all services; each service subclasses it with its own port and extras."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    environment: str = Field(default="local", description="local, test, or production.")
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    mongodb_url: str = "mongodb://127.0.0.1:27017/"
+    auth_secret: SecretStr = SecretStr(LOCAL_SECRET)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "INFO"
+    log_json: bool | None = Field(default=None, description="JSON logs; default: JSON unless a terminal.")
+    prefetch: int = Field(default=200, ge=1, le=2000)
+    max_body_bytes: int = 64 * 1024
+
+    @model_validator(mode="after")
+    def _no_placeholder_secret_outside_local(self) -> ServiceSettings:
+        secret = self.auth_secret.get_secret_value()
+        if self.environment not in {"local", "test"} and (secret == LOCAL_SECRET or len(secret) < 32):
+            raise ValueError("AUTH_SECRET must be set to a strong secret (32+ characters) outside local mode")
+        return self

@@ -1,0 +1,101 @@
+"""HTTP basics every service shares: correlation ids, body limit, one error format, health routes, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import structlog
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_fastapi_instrumentator import Instrumentator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service_runtime.errors import DomainError
+
+log = structlog.get_logger(__name__)
+
+CORRELATION_HEADER = "X-Correlation-ID"
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The one error format of every service: a stable code and a message for people."""
+    return {"code": code, "message": message, **extra}
+
+
+def install_error_table(app: FastAPI, table: Mapping[type[DomainError], int]) -> None:
+    """Map domain error classes to HTTP statuses (most specific class wins) and format every error alike."""
+
+    async def on_domain_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        status = next((s for cls, s in table.items() if isinstance(exc, cls)), 400)
+        return JSONResponse(error_body(exc.code, exc.message), status_code=status)
+
+    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]} for e in exc.errors()[:20]
+        ]
+        summary = "; ".join(f"{d['field'] or 'body'}: {d['message']}" for d in details[:3])
+        return JSONResponse(error_body("invalid_request", f"The request is not valid: {summary}", errors=details), 422)
+
+    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc.detail, dict) and "code" in exc.detail:
+            body = exc.detail
+        else:
+            code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
+            body = error_body(code, str(exc.detail))
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("http.unhandled_error", error=repr(exc))
+        return JSONResponse(error_body("internal_error", "Something went wrong on our side; try again."), 500)
+
+    app.add_exception_handler(DomainError, on_domain_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over a size limit with 413 before reading them."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+                response = JSONResponse(
+                    error_body("payload_too_large", f"The request body is over {self.max_bytes} bytes."), 413
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def install_basics(app: FastAPI, *, max_body_bytes: int, readiness: Mapping[str, ReadinessCheck]) -> None:
+    """Add correlation ids, the body limit, `/healthz`, `/readyz` and `/metrics` to a service's app."""
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(CorrelationIdMiddleware, header_name=CORRELATION_HEADER, validator=None)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        checks = {name: await check() for name, check in readiness.items()}
+        ready = all(checks.values())
+        return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503)
+
+    Instrumentator(excluded_handlers=["/healthz", "/readyz", "/metrics"]).instrument(app).expose(
+        app, "/metrics", include_in_schema=False
+    )
