@@ -79,7 +79,7 @@ wait_for() {
   done
 }
 
-# wait_gone TIMEOUT_S WHAT PORT: wait until nothing accepts on PORT.
+# wait_port_closed TIMEOUT_S WHAT PORT: wait until nothing accepts on PORT.
 wait_port_closed() {
   local timeout=$1 what=$2 port=$3
   local deadline=$((SECONDS + timeout))
@@ -123,18 +123,22 @@ install_apt_packages() {
   [[ -x /usr/sbin/rabbitmq-server ]] || die "rabbitmq-server missing after apt-get install"
   [[ -x $PG_BIN/pg_ctl ]] || die "$PG_BIN/pg_ctl missing after apt-get install"
   # In case a package script started a server anyway, stop it: we run our own.
-  if pgrep -u rabbitmq -f beam >/dev/null 2>&1; then
+  if [[ " ${need[*]} " == *" rabbitmq-server "* ]] && pgrep -u rabbitmq -f beam >/dev/null 2>&1; then
     log "apt: stopping the RabbitMQ node started by the package"
     rabbitmqctl stop >/dev/null 2>&1 || true
   fi
-  if pgrep -u postgres -x postgres >/dev/null 2>&1 && command -v pg_ctlcluster >/dev/null 2>&1; then
+  if [[ " ${need[*]} " == *" postgresql "* ]] && pgrep -u postgres -x postgres >/dev/null 2>&1 \
+      && command -v pg_ctlcluster >/dev/null 2>&1; then
     log "apt: stopping the PostgreSQL cluster started by the package"
     pg_ctlcluster 15 main stop >/dev/null 2>&1 || true
   fi
 }
 
 ferretdb_ok() {
-  [[ -x $FERRETDB_BIN ]] && "$FERRETDB_BIN" --version 2>/dev/null | grep -q "${FERRETDB_VERSION}"
+  [[ -x $FERRETDB_BIN ]] || return 1
+  local out
+  out=$("$FERRETDB_BIN" --version 2>/dev/null) || return 1
+  grep -qx "version: ${FERRETDB_VERSION}" <<<"$out"
 }
 
 build_ferretdb() {
@@ -168,7 +172,10 @@ build_ferretdb() {
 }
 
 mailpit_ok() {
-  [[ -x $MAILPIT_BIN ]] && "$MAILPIT_BIN" --help 2>&1 | grep -q -- '--smtp'
+  [[ -x $MAILPIT_BIN ]] || return 1
+  local out
+  out=$("$MAILPIT_BIN" --help 2>&1) || return 1
+  grep -q -- '--smtp-auth-accept-any' <<<"$out"
 }
 
 build_mailpit() {

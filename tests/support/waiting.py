@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], *, timeout: float = 10.0, interval: float = 0.05) -> T:
-    """Call `probe` until it returns a truthy value (returned) or `timeout` passes (AssertionError)."""
+async def eventually(probe: Callable[[], Any | Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Call `probe` (sync or async) until it gives a truthy value (returned) or `timeout` passes (AssertionError)."""
     deadline = time.monotonic() + timeout
-    last: T | None = None
     while True:
-        last = await probe()
+        last = probe()
+        if inspect.isawaitable(last):
+            last = await last
         if last:
             return last
         if time.monotonic() > deadline:

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+import httpx
+import pytest
+
+from audit.app import create_app, topology
+from audit.settings import Settings
+from service_runtime.auth import Principal, TokenCodec
+
+from tests.support.apps import delete_topology, publish_event, running
+from tests.support.events import cancelled_event
+from tests.support.ids import unique
+from tests.support.servers import Servers
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def audit(servers: Servers, amqp: aio_pika.abc.AbstractRobustConnection) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
+    settings = Settings(
+        amqp_url=servers.amqp_url,
+        mongodb_url=servers.mongodb_url,
+        mongodb_database=unique("audit_test").replace("-", "_"),
+        queue=unique("audit.test"),
+        retry_delays_ms=(200, 400),
+    )
+    async with running(create_app(settings)) as http:
+        yield http, settings
+    await delete_topology(amqp, topology(settings))
+
+
+def admin_of(business_id: str, settings: Settings) -> dict[str, str]:
+    token = TokenCodec(settings.auth_secret.get_secret_value()).issue(Principal("admin", "boss", business_id))
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_a_cancellation_writes_one_timestamped_entry_in_the_clients_logs(
+    audit: tuple[httpx.AsyncClient, Settings], amqp: Any
+) -> None:
+    http, settings = audit
+    event = cancelled_event()
+    for _ in range(2):  # delivered twice: still one entry
+        await publish_event(amqp, event.model_dump_json().encode(), routing_key=event.type, message_id=str(event.id))
+    url = f"/v1/admin/clients/{event.data.client.id}/logs"
+    headers = admin_of(event.data.business.id, settings)
+
+    async def entries() -> list[dict[str, Any]]:
+        return list((await http.get(url, headers=headers)).json())
+
+    [entry] = await eventually(entries)
+    marker = cancelled_event(client=event.data.client, business=event.data.business)
+    await publish_event(amqp, marker.model_dump_json().encode(), routing_key=marker.type)
+    logged = await eventually(lambda: _two(entries))
+    assert [e["id"] for e in logged].count(str(event.id)) == 1
+    assert entry["occurred_at"].startswith("2026-11-25T16:20:05.123")
+    assert entry["summary"] == "Job request cancelled by client: Dog Walk 30 min on Thu 3 Dec 2026, 09:00"
+    assert entry["actor"] == {"kind": "client", "id": event.data.client.id}
+
+
+async def test_another_business_admin_sees_no_entries(audit: tuple[httpx.AsyncClient, Settings], amqp: Any) -> None:
+    http, settings = audit
+    event = cancelled_event()
+    await publish_event(amqp, event.model_dump_json().encode(), routing_key=event.type)
+    url = f"/v1/admin/clients/{event.data.client.id}/logs"
+    await eventually(lambda: _non_empty(http.get(url, headers=admin_of(event.data.business.id, settings))))
+    other = await http.get(url, headers=admin_of("another-business", settings))
+    assert other.status_code == 200 and other.json() == []
+
+
+async def _two(entries: Any) -> list[dict[str, Any]] | None:
+    found = await entries()
+    return found if len(found) >= 2 else None
+
+
+async def _non_empty(request: Any) -> bool:
+    return bool((await request).json())
