@@ -25,7 +25,11 @@ async def delete_topology(connection: aio_pika.abc.AbstractConnection, topology:
     """Remove a test's queues and dead-letter exchange so that no orphan queue keeps collecting events."""
     channel = await connection.channel()
     try:
-        for name in (topology.queue, topology.dlq, *(f"{topology.queue}.retry.{d}ms" for d in topology.retry_delays_ms)):
+        for name in (
+            topology.queue,
+            topology.dlq,
+            *(f"{topology.queue}.retry.{d}ms" for d in topology.retry_delays_ms),
+        ):
             await channel.queue_delete(name)
         await channel.exchange_delete(topology.dlx)
     finally:
@@ -33,7 +37,12 @@ async def delete_topology(connection: aio_pika.abc.AbstractConnection, topology:
 
 
 async def publish_event(
-    connection: aio_pika.abc.AbstractConnection, body: bytes, *, routing_key: str, message_id: str = "", correlation_id: str = ""
+    connection: aio_pika.abc.AbstractConnection,
+    body: bytes,
+    *,
+    routing_key: str,
+    message_id: str = "",
+    correlation_id: str = "",
 ) -> None:
     """Publish raw bytes to booking's exchange as the relay would (persistent, confirmed)."""
     from booking_contracts import CONTENT_TYPE, EXCHANGE

@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from booking_contracts import SOURCE, CloudEvent, JobRequestCancelled, dataschema_for
-
 from tests.support.ids import unique
 
 

@@ -30,5 +30,11 @@ class Mailpit:
         response.raise_for_status()
         return dict(response.json())
 
+    async def search(self, text: str) -> list[dict[str, Any]]:
+        """Summaries of the messages whose headers or text contain `text` (e.g. a job request id)."""
+        found = await self._http.get("/api/v1/search", params={"query": f'"{text}"', "limit": 500})
+        found.raise_for_status()
+        return list(found.json()["messages"])
+
     async def close(self) -> None:
         await self._http.aclose()

@@ -9,7 +9,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 
-async def eventually(probe: Callable[[], Any | Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.05) -> Any:
+async def eventually(
+    probe: Callable[[], Any | Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.05
+) -> Any:
     """Call `probe` (sync or async) until it gives a truthy value (returned) or `timeout` passes (AssertionError)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -82,7 +82,9 @@ class JobRequestEvent(_Contract):
     service: ServiceRef
     pets: list[PetRef]
     requested_date: date = Field(description="Requested day, in the business timezone.")
-    requested_start_time: WallClockTime = Field(description="Requested start, wall-clock time in the business timezone.")
+    requested_start_time: WallClockTime = Field(
+        description="Requested start, wall-clock time in the business timezone."
+    )
 
 
 class JobRequestSubmitted(JobRequestEvent):
@@ -118,8 +120,7 @@ class JobRequestCancelled(JobRequestEvent):
 
 
 EVENTS: dict[tuple[str, int], type[JobRequestEvent]] = {
-    (model.TYPE, model.VERSION): model
-    for model in (JobRequestSubmitted, JobRequestScheduled, JobRequestCancelled)
+    (model.TYPE, model.VERSION): model for model in (JobRequestSubmitted, JobRequestScheduled, JobRequestCancelled)
 }
 """Every (wire type, major version) this package defines, with its data model."""
 

@@ -8,9 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 
-from service_runtime.auth import CurrentAdmin
-
 from audit.store import ClientLogs
+from service_runtime.auth import CurrentAdmin
 
 router = APIRouter(prefix="/v1/admin", tags=["logs"])
 

@@ -9,21 +9,22 @@ from typing import Any
 from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 
+from audit import api
+from audit.handlers import on_job_request_event
+from audit.settings import Settings
+from audit.store import ClientLogs
 from booking_contracts import EVENTS
 from service_runtime.amqp import ConsumerTopology
 from service_runtime.consumer import Handler
 from service_runtime.consumer_app import create_consumer_app
 from service_runtime.errors import NotFound
 
-from audit import api
-from audit.handlers import on_job_request_event
-from audit.settings import Settings
-from audit.store import ClientLogs
-
 
 def topology(settings: Settings) -> ConsumerTopology:
     """Audit's own quorum queue, bound to every job request event."""
-    return ConsumerTopology(queue=settings.queue, binding_keys=("job_request.*",), retry_delays_ms=settings.retry_delays_ms)
+    return ConsumerTopology(
+        queue=settings.queue, binding_keys=("job_request.*",), retry_delays_ms=settings.retry_delays_ms
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

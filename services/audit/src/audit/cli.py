@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from audit.settings import Settings
 from service_runtime.logs import configure_logging
 from service_runtime.serve import run_http
-
-from audit.settings import Settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Audit: the client LOGS.")
 

@@ -8,10 +8,9 @@ from typing import Any
 
 import structlog
 
+from audit.store import ClientLogs
 from booking_contracts import CloudEvent, JobRequestCancelled, JobRequestEvent, JobRequestScheduled, JobRequestSubmitted
 from service_runtime.humanize import day_and_time
-
-from audit.store import ClientLogs
 
 log = structlog.get_logger(__name__)
 
@@ -29,7 +28,8 @@ def log_entry(event: CloudEvent[JobRequestEvent], *, now: datetime) -> dict[str,
         else data.submitted_by  # type: ignore[attr-defined]
     )
     verb = VERBS[type(data)]
-    summary = f"Job request {verb} by {actor.kind}: {data.service.name} on {day_and_time(data.requested_date, data.requested_start_time)}"
+    when = day_and_time(data.requested_date, data.requested_start_time)
+    summary = f"Job request {verb} by {actor.kind}: {data.service.name} on {when}"
     if isinstance(data, JobRequestCancelled) and data.reason:
         summary += f" (reason: {data.reason})"
     return {

@@ -7,7 +7,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from service_runtime.mongo import DuplicateKeyError
+from service_runtime.mongo import DuplicateKeyError, ensure_indexes
 
 Document = dict[str, Any]
 
@@ -19,8 +19,9 @@ class ClientLogs:
         self._entries = db["client_log_entries"]
 
     async def create_indexes(self) -> None:
-        await self._entries.create_indexes(
-            [IndexModel([("business_id", ASCENDING), ("client_id", ASCENDING), ("occurred_at", DESCENDING)])]
+        await ensure_indexes(
+            self._entries,
+            [IndexModel([("business_id", ASCENDING), ("client_id", ASCENDING), ("occurred_at", DESCENDING)])],
         )
 
     async def add(self, entry: Document) -> bool:

@@ -10,7 +10,6 @@ import pytest
 from audit.app import create_app, topology
 from audit.settings import Settings
 from service_runtime.auth import Principal, TokenCodec
-
 from tests.support.apps import delete_topology, publish_event, running
 from tests.support.events import cancelled_event
 from tests.support.ids import unique
@@ -21,7 +20,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-async def audit(servers: Servers, amqp: aio_pika.abc.AbstractRobustConnection) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
+async def audit(
+    servers: Servers, amqp: aio_pika.abc.AbstractRobustConnection
+) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
     settings = Settings(
         amqp_url=servers.amqp_url,
         mongodb_url=servers.mongodb_url,

@@ -3,7 +3,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from audit.handlers import log_entry
-
 from tests.support.events import cancelled_event
 
 

@@ -11,12 +11,6 @@ import structlog
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
-from service_runtime.amqp import ConfirmedPublisher, connect_amqp, declare_events_exchange
-from service_runtime.auth import TokenCodec
-from service_runtime.logs import configure_logging
-from service_runtime.mongo import connect_mongo, ping
-from service_runtime.web import install_basics, install_error_table
-
 from booking.api.errors import ERROR_STATUS
 from booking.api.routes import admin, portal
 from booking.events import EventStream
@@ -24,11 +18,18 @@ from booking.handlers import Deps
 from booking.relay import OutboxRelay
 from booking.settings import Settings
 from booking.store import Catalogue, JobRequests
+from service_runtime.amqp import ConfirmedPublisher, connect_amqp, declare_events_exchange
+from service_runtime.auth import TokenCodec
+from service_runtime.logs import configure_logging
+from service_runtime.mongo import connect_mongo, ping
+from service_runtime.web import install_basics, install_error_table
 
 log = structlog.get_logger(__name__)
 
 
-async def open_storage(settings: Settings) -> tuple[AsyncMongoClient[dict[str, Any]], Catalogue, EventStream, JobRequests]:
+async def open_storage(
+    settings: Settings,
+) -> tuple[AsyncMongoClient[dict[str, Any]], Catalogue, EventStream, JobRequests]:
     """Connect to booking's database and make sure its indexes exist."""
     mongo = connect_mongo(settings.mongodb_url, app_name="booking")
     db = mongo[settings.mongodb_database]
@@ -80,7 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="booking", version="1.0.0", lifespan=lifespan)
     app.state.tokens = TokenCodec(settings.auth_secret.get_secret_value())
     install_error_table(app, ERROR_STATUS)
-    install_basics(app, max_body_bytes=settings.max_body_bytes, readiness={"mongodb": mongo_ready, "rabbitmq": broker_ready})
+    install_basics(
+        app, max_body_bytes=settings.max_body_bytes, readiness={"mongodb": mongo_ready, "rabbitmq": broker_ready}
+    )
     app.include_router(portal.router)
     app.include_router(admin.router)
     return app

@@ -7,11 +7,10 @@ import json
 
 import typer
 
+from booking.settings import Settings
 from service_runtime.auth import Principal, TokenCodec
 from service_runtime.logs import configure_logging
 from service_runtime.serve import run_http
-
-from booking.settings import Settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Booking: the portal and admin API.")
 token_cli = typer.Typer(no_args_is_help=True, help="Print a bearer token.")
@@ -57,7 +56,9 @@ def admin_token(business_id: str = typer.Option("demo-business", help="The busin
 
 
 @token_cli.command("client")
-def client_token(client_id: str, business_id: str = typer.Option("demo-business", help="The client's business.")) -> None:
+def client_token(
+    client_id: str, business_id: str = typer.Option("demo-business", help="The client's business.")
+) -> None:
     """Print a client token bound to CLIENT_ID."""
     settings = Settings()
     typer.echo(TokenCodec(settings.auth_secret.get_secret_value()).issue(Principal("client", client_id, business_id)))

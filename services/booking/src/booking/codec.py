@@ -7,9 +7,9 @@ from datetime import date, datetime, time
 from typing import Any
 from uuid import UUID
 
+from booking.domain import EVENT_TYPE_OF_STATUS, Actor, Business, Client, JobRequest, Pet, Service, Status
 from booking_contracts import (
     SOURCE,
-    Actor as ActorContract,
     BusinessRef,
     ClientRef,
     CloudEvent,
@@ -21,8 +21,9 @@ from booking_contracts import (
     ServiceRef,
     dataschema_for,
 )
-
-from booking.domain import EVENT_TYPE_OF_STATUS, Actor, Business, Client, JobRequest, Pet, Service, Status
+from booking_contracts import (
+    Actor as ActorContract,
+)
 
 
 def to_document(request: JobRequest) -> dict[str, Any]:
@@ -88,7 +89,9 @@ def event_data(request: JobRequest) -> JobRequestEvent:
         )
     if request.status is Status.SCHEDULED:
         assert request.scheduled_at and request.scheduled_by
-        return JobRequestScheduled(**common, scheduled_at=request.scheduled_at, scheduled_by=_actor(request.scheduled_by))
+        return JobRequestScheduled(
+            **common, scheduled_at=request.scheduled_at, scheduled_by=_actor(request.scheduled_by)
+        )
     return JobRequestSubmitted(
         **common, notes=request.notes, submitted_at=request.submitted_at, submitted_by=_actor(request.submitted_by)
     )

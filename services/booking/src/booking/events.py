@@ -9,10 +9,9 @@ from uuid import UUID, uuid4
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from service_runtime.mongo import DuplicateKeyError
-
 from booking.codec import cloud_event, from_document, to_document
 from booking.domain import JobRequest
+from service_runtime.mongo import DuplicateKeyError, ensure_indexes
 
 Document = dict[str, Any]
 
@@ -29,18 +28,17 @@ class EventStream:
 
     async def create_indexes(self) -> None:
         """The unique (stream, version) index is what makes a change atomic."""
-        await self._events.create_indexes(
+        await ensure_indexes(
+            self._events,
             [
                 IndexModel([("stream_id", ASCENDING), ("version", ASCENDING)], unique=True, name="stream_version"),
                 IndexModel([("published_at", ASCENDING), ("occurred_at", ASCENDING)], name="pending"),
-            ]
+            ],
         )
 
     async def latest(self, job_request_id: str) -> JobRequest | None:
         """The request as its latest stored event left it."""
-        doc = await self._events.find_one(
-            {"stream_id": job_request_id}, {"state": 1}, sort=[("version", DESCENDING)]
-        )
+        doc = await self._events.find_one({"stream_id": job_request_id}, {"state": 1}, sort=[("version", DESCENDING)])
         return from_document(doc["state"]) if doc else None
 
     async def append(self, request: JobRequest, *, correlation_id: str, event_id: UUID | None = None) -> UUID:

@@ -8,14 +8,16 @@ from datetime import UTC, date, datetime, time
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
-from service_runtime.errors import DomainError, InvalidReference
-
 from booking import domain
 from booking.domain import Actor, JobRequest, JobRequestNotFound, NoChange
 from booking.events import EventStream, VersionConflict
 from booking.store import Catalogue, JobRequests
+import structlog
+
+from service_runtime.errors import DomainError, InvalidReference
 
 Clock = Callable[[], datetime]
+log = structlog.get_logger(__name__)
 
 
 def utc_now() -> datetime:
@@ -92,6 +94,7 @@ async def submit_job_request(cmd: SubmitJobRequest, *, deps: Deps, correlation_i
         return existing
     await deps.projection.save(request)
     deps.wake_relay()
+    log.info("job_request.submitted", job_request_id=request.id)
     return request
 
 
@@ -163,5 +166,6 @@ async def _change(
             continue
         await deps.projection.save(changed)
         deps.wake_relay()
+        log.info(f"job_request.{changed.status.value}", job_request_id=changed.id, version=changed.version)
         return changed
     raise ChangeContended("This job request is being changed by someone else right now; try again.")

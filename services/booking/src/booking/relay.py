@@ -10,19 +10,20 @@ import aio_pika
 import structlog
 from prometheus_client import Counter, Gauge
 
-from booking_contracts import CONTENT_TYPE, EXCHANGE, SOURCE
-from service_runtime.amqp import ConfirmedPublisher
-
 from booking.codec import from_document
 from booking.events import Document, EventStream
 from booking.store import JobRequests
+from booking_contracts import CONTENT_TYPE, EXCHANGE, SOURCE
+from service_runtime.amqp import ConfirmedPublisher
 
 log = structlog.get_logger(__name__)
 
 PUBLISHED = Counter("outbox_published_events", "Events confirmed by the broker.", ["event_type"])
 NOT_CONFIRMED = Counter("outbox_unconfirmed_publishes", "Publishes not confirmed (broker down, nacked or unroutable).")
 BACKLOG = Gauge("outbox_backlog_events", "Stored events not yet confirmed by the broker (at the last sweep).")
-BACKLOG_AGE = Gauge("outbox_backlog_oldest_age_seconds", "Age of the oldest event not yet confirmed (at the last sweep).")
+BACKLOG_AGE = Gauge(
+    "outbox_backlog_oldest_age_seconds", "Age of the oldest event not yet confirmed (at the last sweep)."
+)
 
 
 def amqp_message(doc: Document) -> aio_pika.Message:

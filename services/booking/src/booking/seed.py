@@ -7,8 +7,6 @@ from datetime import date, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from service_runtime.auth import Principal, TokenCodec
-
 from booking.domain import Actor
 from booking.handlers import (
     Deps,
@@ -18,17 +16,41 @@ from booking.handlers import (
     submit_job_request,
     utc_now,
 )
+from service_runtime.auth import Principal, TokenCodec
 
-BUSINESS = {"_id": "demo-business", "name": "Happy Paws Pet Sitting", "admin_email": "admin@happypaws.example", "timezone": "Europe/London"}
+BUSINESS = {
+    "_id": "demo-business",
+    "name": "Happy Paws Pet Sitting",
+    "admin_email": "admin@happypaws.example",
+    "timezone": "Europe/London",
+}
 ADMIN_ID = "demo-admin"
 CLIENTS = [
     {"_id": "demo-client-ann", "business_id": "demo-business", "name": "Ann Example", "email": "ann@client.example"},
     {"_id": "demo-client-ben", "business_id": "demo-business", "name": "Ben Example", "email": "ben@client.example"},
 ]
 PETS = [
-    {"_id": "demo-pet-rex", "client_id": "demo-client-ann", "business_id": "demo-business", "name": "Rex", "species": "dog"},
-    {"_id": "demo-pet-mia", "client_id": "demo-client-ann", "business_id": "demo-business", "name": "Mia", "species": "cat"},
-    {"_id": "demo-pet-bo", "client_id": "demo-client-ben", "business_id": "demo-business", "name": "Bo", "species": "dog"},
+    {
+        "_id": "demo-pet-rex",
+        "client_id": "demo-client-ann",
+        "business_id": "demo-business",
+        "name": "Rex",
+        "species": "dog",
+    },
+    {
+        "_id": "demo-pet-mia",
+        "client_id": "demo-client-ann",
+        "business_id": "demo-business",
+        "name": "Mia",
+        "species": "cat",
+    },
+    {
+        "_id": "demo-pet-bo",
+        "client_id": "demo-client-ben",
+        "business_id": "demo-business",
+        "name": "Bo",
+        "species": "dog",
+    },
 ]
 SERVICES = [
     {"_id": "demo-dog-walk-30", "business_id": "demo-business", "name": "Dog Walk 30 min", "duration_minutes": 30},

@@ -8,10 +8,9 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from service_runtime.mongo import DuplicateKeyError
-
 from booking.codec import from_document, to_document
 from booking.domain import Business, Client, JobRequest, Pet, Service, Status
+from service_runtime.mongo import DuplicateKeyError, ensure_indexes
 
 Document = dict[str, Any]
 
@@ -49,9 +48,12 @@ class Catalogue:
 
     async def upsert(self, collection: str, doc: Document) -> None:
         """Create or replace one catalogue document by id (seed data)."""
-        await {"businesses": self._businesses, "clients": self._clients, "pets": self._pets, "services": self._services}[
-            collection
-        ].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        await {
+            "businesses": self._businesses,
+            "clients": self._clients,
+            "pets": self._pets,
+            "services": self._services,
+        }[collection].replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
 
 class JobRequests:
@@ -61,11 +63,12 @@ class JobRequests:
         self._requests = db["job_requests"]
 
     async def create_indexes(self) -> None:
-        await self._requests.create_indexes(
+        await ensure_indexes(
+            self._requests,
             [
                 IndexModel([("client_id", ASCENDING), ("date", ASCENDING)]),
                 IndexModel([("business_id", ASCENDING), ("status", ASCENDING), ("date", ASCENDING)]),
-            ]
+            ],
         )
 
     async def save(self, request: JobRequest, *, attempts: int = 3) -> None:
@@ -94,7 +97,9 @@ class JobRequests:
     async def of_client(self, client_id: str, *, start: date, end: date) -> list[JobRequest]:
         """The client's requests from `start` (inclusive) to `end` (exclusive), by day and time."""
         docs = (
-            await self._requests.find({"client_id": client_id, "date": {"$gte": start.isoformat(), "$lt": end.isoformat()}})
+            await self._requests.find(
+                {"client_id": client_id, "date": {"$gte": start.isoformat(), "$lt": end.isoformat()}}
+            )
             .sort([("date", ASCENDING), ("start_time", ASCENDING)])
             .to_list()
         )
@@ -102,6 +107,15 @@ class JobRequests:
 
     async def of_business(self, business_id: str, *, status: Status, limit: int) -> list[JobRequest]:
         """The business's requests in one status: by day for open ones, newest change first for cancelled ones."""
-        sort = [("cancelled_at", DESCENDING)] if status is Status.CANCELLED else [("date", ASCENDING), ("start_time", ASCENDING)]
-        docs = await self._requests.find({"business_id": business_id, "status": status.value}).sort(sort).limit(limit).to_list()
+        sort = (
+            [("cancelled_at", DESCENDING)]
+            if status is Status.CANCELLED
+            else [("date", ASCENDING), ("start_time", ASCENDING)]
+        )
+        docs = (
+            await self._requests.find({"business_id": business_id, "status": status.value})
+            .sort(sort)
+            .limit(limit)
+            .to_list()
+        )
         return [from_document(d) for d in docs]

@@ -16,7 +16,6 @@ from booking.app import create_app
 from booking.settings import Settings
 from booking_contracts import EXCHANGE
 from service_runtime.auth import Principal, TokenCodec
-
 from tests.support.apps import running
 from tests.support.ids import unique
 from tests.support.servers import Servers
@@ -48,7 +47,9 @@ class Portal:
         return self.auth("admin", "boss")
 
     def events_of(self, job_request_id: str, event_type: str | None = None) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["subject"] == job_request_id and (event_type is None or e["type"] == event_type)]
+        return [
+            e for e in self.events if e["subject"] == job_request_id and (event_type is None or e["type"] == event_type)
+        ]
 
 
 @pytest.fixture(scope="session")
@@ -78,16 +79,31 @@ async def booking_portal(servers: Servers, amqp: aio_pika.abc.AbstractRobustConn
         )
         await deps.catalogue.upsert(
             "businesses",
-            {"_id": portal.business_id, "name": "Happy Paws", "admin_email": f"{portal.business_id}@paws.example", "timezone": "Europe/London"},
+            {
+                "_id": portal.business_id,
+                "name": "Happy Paws",
+                "admin_email": f"{portal.business_id}@paws.example",
+                "timezone": "Europe/London",
+            },
         )
         for client_id, name in ((portal.ann, "Ann"), (portal.ben, "Ben")):
             await deps.catalogue.upsert(
-                "clients", {"_id": client_id, "business_id": portal.business_id, "name": name, "email": f"{client_id}@c.example"}
+                "clients",
+                {"_id": client_id, "business_id": portal.business_id, "name": name, "email": f"{client_id}@c.example"},
             )
         for pet_id, owner in ((portal.ann_pet, portal.ann), (portal.ben_pet, portal.ben)):
-            await deps.catalogue.upsert("pets", {"_id": pet_id, "client_id": owner, "business_id": portal.business_id, "name": "Rex", "species": "dog"})
+            await deps.catalogue.upsert(
+                "pets",
+                {"_id": pet_id, "client_id": owner, "business_id": portal.business_id, "name": "Rex", "species": "dog"},
+            )
         await deps.catalogue.upsert(
-            "services", {"_id": portal.service_id, "business_id": portal.business_id, "name": "Dog Walk 30 min", "duration_minutes": 30}
+            "services",
+            {
+                "_id": portal.service_id,
+                "business_id": portal.business_id,
+                "name": "Dog Walk 30 min",
+                "duration_minutes": 30,
+            },
         )
 
         async def collect(message: aio_pika.abc.AbstractIncomingMessage) -> None:

@@ -38,12 +38,16 @@ async def test_a_submitted_request_shows_as_req_in_the_month_and_cancellable_on_
     )
     entries = [e for d in month.json()["days"] for e in d["entries"] if e["job_request_id"] == created["id"]]
     assert entries and entries[0]["label"] == "REQ: Dog Walk 30 min"
-    day = await booking_portal.http.get(f"/v1/portal/schedule/{NEXT_WEEK}", headers=booking_portal.client(booking_portal.ann))
+    day = await booking_portal.http.get(
+        f"/v1/portal/schedule/{NEXT_WEEK}", headers=booking_portal.client(booking_portal.ann)
+    )
     listed = {r["id"]: r for r in day.json()["job_requests"]}
     assert listed[created["id"]]["cancellable"] is True
 
 
-async def test_cancelling_answers_cancelled_and_publishes_one_event_with_everything_consumers_need(booking_portal: Any) -> None:
+async def test_cancelling_answers_cancelled_and_publishes_one_event_with_everything_consumers_need(
+    booking_portal: Any,
+) -> None:
     created = await submit(booking_portal)
     response = await booking_portal.http.post(
         f"/v1/portal/job-requests/{created['id']}/cancel",
@@ -70,7 +74,9 @@ async def test_repeating_a_cancel_returns_the_same_cancelled_at_and_publishes_no
     created = await submit(booking_portal)
     url = f"/v1/portal/job-requests/{created['id']}/cancel"
     first = await booking_portal.http.post(url, headers=booking_portal.client(booking_portal.ann))
-    second = await booking_portal.http.post(url, headers=booking_portal.client(booking_portal.ann), json={"reason": "again"})
+    second = await booking_portal.http.post(
+        url, headers=booking_portal.client(booking_portal.ann), json={"reason": "again"}
+    )
     assert first.status_code == second.status_code == 200
     assert first.json()["cancelled_at"] == second.json()["cancelled_at"]
     await eventually(lambda: booking_portal.events_of(created["id"], "job_request.cancelled"))
@@ -82,7 +88,9 @@ async def test_repeating_a_cancel_returns_the_same_cancelled_at_and_publishes_no
 
 async def test_client_cannot_cancel_a_scheduled_job(booking_portal: Any) -> None:
     created = await submit(booking_portal)
-    scheduled = await booking_portal.http.post(f"/v1/admin/job-requests/{created['id']}/schedule", headers=booking_portal.admin())
+    scheduled = await booking_portal.http.post(
+        f"/v1/admin/job-requests/{created['id']}/schedule", headers=booking_portal.admin()
+    )
     assert scheduled.status_code == 200 and scheduled.json()["status"] == "scheduled"
     refused = await booking_portal.http.post(
         f"/v1/portal/job-requests/{created['id']}/cancel", headers=booking_portal.client(booking_portal.ann)
@@ -90,26 +98,40 @@ async def test_client_cannot_cancel_a_scheduled_job(booking_portal: Any) -> None
     assert refused.status_code == 409
     assert refused.json()["code"] == "job_request_already_scheduled"
     assert "cancelled another way" in refused.json()["message"]
-    day = await booking_portal.http.get(f"/v1/portal/schedule/{NEXT_WEEK}", headers=booking_portal.client(booking_portal.ann))
+    day = await booking_portal.http.get(
+        f"/v1/portal/schedule/{NEXT_WEEK}", headers=booking_portal.client(booking_portal.ann)
+    )
     listed = {r["id"]: r for r in day.json()["job_requests"]}
     assert listed[created["id"]]["cancellable"] is False and listed[created["id"]]["label"] == "Dog Walk 30 min"
 
 
 async def test_a_cancelled_request_cannot_be_scheduled(booking_portal: Any) -> None:
     created = await submit(booking_portal)
-    await booking_portal.http.post(f"/v1/portal/job-requests/{created['id']}/cancel", headers=booking_portal.client(booking_portal.ann))
-    refused = await booking_portal.http.post(f"/v1/admin/job-requests/{created['id']}/schedule", headers=booking_portal.admin())
+    await booking_portal.http.post(
+        f"/v1/portal/job-requests/{created['id']}/cancel", headers=booking_portal.client(booking_portal.ann)
+    )
+    refused = await booking_portal.http.post(
+        f"/v1/admin/job-requests/{created['id']}/schedule", headers=booking_portal.admin()
+    )
     assert refused.status_code == 409 and refused.json()["code"] == "job_request_cancelled"
 
 
 async def test_a_cancelled_request_leaves_the_processing_screen_and_the_month_view(booking_portal: Any) -> None:
     created = await submit(booking_portal)
-    listed = await booking_portal.http.get("/v1/admin/job-requests", params={"status": "requested"}, headers=booking_portal.admin())
+    listed = await booking_portal.http.get(
+        "/v1/admin/job-requests", params={"status": "requested"}, headers=booking_portal.admin()
+    )
     assert created["id"] in [r["id"] for r in listed.json()]
-    await booking_portal.http.post(f"/v1/portal/job-requests/{created['id']}/cancel", headers=booking_portal.client(booking_portal.ann))
-    after = await booking_portal.http.get("/v1/admin/job-requests", params={"status": "requested"}, headers=booking_portal.admin())
+    await booking_portal.http.post(
+        f"/v1/portal/job-requests/{created['id']}/cancel", headers=booking_portal.client(booking_portal.ann)
+    )
+    after = await booking_portal.http.get(
+        "/v1/admin/job-requests", params={"status": "requested"}, headers=booking_portal.admin()
+    )
     assert created["id"] not in [r["id"] for r in after.json()]
-    cancelled = await booking_portal.http.get("/v1/admin/job-requests", params={"status": "cancelled"}, headers=booking_portal.admin())
+    cancelled = await booking_portal.http.get(
+        "/v1/admin/job-requests", params={"status": "cancelled"}, headers=booking_portal.admin()
+    )
     assert created["id"] in [r["id"] for r in cancelled.json()]
     month = await booking_portal.http.get(
         "/v1/portal/schedule", params={"month": NEXT_WEEK[:7]}, headers=booking_portal.client(booking_portal.ann)
@@ -120,16 +142,22 @@ async def test_a_cancelled_request_leaves_the_processing_screen_and_the_month_vi
 async def test_an_admin_cancels_on_the_clients_behalf(booking_portal: Any) -> None:
     created = await submit(booking_portal)
     response = await booking_portal.http.post(
-        f"/v1/admin/job-requests/{created['id']}/cancel", headers=booking_portal.admin(), json={"reason": "Client phoned"}
+        f"/v1/admin/job-requests/{created['id']}/cancel",
+        headers=booking_portal.admin(),
+        json={"reason": "Client phoned"},
     )
     assert response.status_code == 200
     assert response.json()["cancelled_by"] == {"kind": "admin", "id": "boss"}
 
 
 async def test_go_to_portal_gives_a_token_for_that_client(booking_portal: Any) -> None:
-    session = await booking_portal.http.post(f"/v1/admin/clients/{booking_portal.ben}/portal-session", headers=booking_portal.admin())
+    session = await booking_portal.http.post(
+        f"/v1/admin/clients/{booking_portal.ben}/portal-session", headers=booking_portal.admin()
+    )
     assert session.status_code == 200
-    pets = await booking_portal.http.get("/v1/portal/pets", headers={"Authorization": f"Bearer {session.json()['token']}"})
+    pets = await booking_portal.http.get(
+        "/v1/portal/pets", headers={"Authorization": f"Bearer {session.json()['token']}"}
+    )
     assert [p["id"] for p in pets.json()] == [booking_portal.ben_pet]
     unknown = await booking_portal.http.post("/v1/admin/clients/nobody/portal-session", headers=booking_portal.admin())
     assert unknown.status_code == 404 and unknown.json()["code"] == "client_not_found"
@@ -140,7 +168,9 @@ async def test_no_token_is_401_and_a_client_token_on_admin_routes_is_403(booking
     assert none.status_code == 401 and none.json()["code"] == "unauthorized"
     bad = await booking_portal.http.get("/v1/portal/pets", headers={"Authorization": "Bearer not-a-token"})
     assert bad.status_code == 401
-    forbidden = await booking_portal.http.get("/v1/admin/job-requests", headers=booking_portal.client(booking_portal.ann))
+    forbidden = await booking_portal.http.get(
+        "/v1/admin/job-requests", headers=booking_portal.client(booking_portal.ann)
+    )
     assert forbidden.status_code == 403 and forbidden.json()["code"] == "forbidden"
 
 
@@ -150,7 +180,9 @@ async def test_an_expired_token_is_401_saying_the_session_expired(booking_portal
     from service_runtime.auth import Principal
 
     old = booking_portal.tokens.issue(
-        Principal("client", booking_portal.ann, booking_portal.business_id), ttl=timedelta(minutes=1), now=datetime(2020, 1, 1, tzinfo=UTC)
+        Principal("client", booking_portal.ann, booking_portal.business_id),
+        ttl=timedelta(minutes=1),
+        now=datetime(2020, 1, 1, tzinfo=UTC),
     )
     response = await booking_portal.http.get("/v1/portal/pets", headers={"Authorization": f"Bearer {old}"})
     assert response.status_code == 401 and "expired" in response.json()["message"]
@@ -158,7 +190,10 @@ async def test_an_expired_token_is_401_saying_the_session_expired(booking_portal
 
 async def test_another_clients_request_is_404_never_403(booking_portal: Any) -> None:
     created = await submit(booking_portal)
-    for method, url in (("get", f"/v1/portal/job-requests/{created['id']}"), ("post", f"/v1/portal/job-requests/{created['id']}/cancel")):
+    for method, url in (
+        ("get", f"/v1/portal/job-requests/{created['id']}"),
+        ("post", f"/v1/portal/job-requests/{created['id']}/cancel"),
+    ):
         response = await getattr(booking_portal.http, method)(url, headers=booking_portal.client(booking_portal.ben))
         assert response.status_code == 404 and response.json()["code"] == "job_request_not_found"
     other_business = await booking_portal.http.post(
@@ -175,20 +210,29 @@ async def test_another_clients_request_is_404_never_403(booking_portal: Any) -> 
         ({"why": "unknown field"}, "why"),
     ],
 )
-async def test_a_bad_cancel_body_is_422_with_a_code_and_changes_nothing(booking_portal: Any, body: dict[str, Any], field: str) -> None:
+async def test_a_bad_cancel_body_is_422_with_a_code_and_changes_nothing(
+    booking_portal: Any, body: dict[str, Any], field: str
+) -> None:
     created = await submit(booking_portal)
     response = await booking_portal.http.post(
         f"/v1/portal/job-requests/{created['id']}/cancel", headers=booking_portal.client(booking_portal.ann), json=body
     )
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_request" and field in response.json()["message"]
-    still = await booking_portal.http.get(f"/v1/portal/job-requests/{created['id']}", headers=booking_portal.client(booking_portal.ann))
+    still = await booking_portal.http.get(
+        f"/v1/portal/job-requests/{created['id']}", headers=booking_portal.client(booking_portal.ann)
+    )
     assert still.json()["status"] == "requested"
 
 
 async def test_bad_submissions_are_refused_with_a_code(booking_portal: Any) -> None:
     headers = booking_portal.client(booking_portal.ann)
-    base = {"service_id": booking_portal.service_id, "date": NEXT_WEEK, "start_time": "09:00", "pet_ids": [booking_portal.ann_pet]}
+    base = {
+        "service_id": booking_portal.service_id,
+        "date": NEXT_WEEK,
+        "start_time": "09:00",
+        "pet_ids": [booking_portal.ann_pet],
+    }
     cases = [
         ({**base, "pet_ids": [booking_portal.ben_pet]}, 422, "invalid_reference"),
         ({**base, "service_id": "nope"}, 422, "invalid_reference"),
@@ -207,7 +251,9 @@ async def test_a_bad_month_and_a_huge_body_are_refused(booking_portal: Any) -> N
     month = await booking_portal.http.get("/v1/portal/schedule", params={"month": "2026-13"}, headers=headers)
     assert month.status_code == 422 and month.json()["code"] == "invalid_reference"
     huge = await booking_portal.http.post(
-        "/v1/portal/job-requests/x/cancel", headers={**headers, "Content-Type": "application/json"}, content=b"{" + b" " * 70_000 + b"}"
+        "/v1/portal/job-requests/x/cancel",
+        headers={**headers, "Content-Type": "application/json"},
+        content=b"{" + b" " * 70_000 + b"}",
     )
     assert huge.status_code == 413 and huge.json()["code"] == "payload_too_large"
 
@@ -219,7 +265,9 @@ async def test_racing_cancel_and_schedule_exactly_one_wins_and_the_loser_gets_40
 
     async def race(request_id: str) -> tuple[int, int]:
         cancel, schedule = await asyncio.gather(
-            booking_portal.http.post(f"/v1/portal/job-requests/{request_id}/cancel", headers=booking_portal.client(booking_portal.ann)),
+            booking_portal.http.post(
+                f"/v1/portal/job-requests/{request_id}/cancel", headers=booking_portal.client(booking_portal.ann)
+            ),
             booking_portal.http.post(f"/v1/admin/job-requests/{request_id}/schedule", headers=booking_portal.admin()),
         )
         return cancel.status_code, schedule.status_code
@@ -227,5 +275,7 @@ async def test_racing_cancel_and_schedule_exactly_one_wins_and_the_loser_gets_40
     results = await asyncio.gather(*(race(r["id"]) for r in requests))
     for (cancel, schedule), request in zip(results, requests, strict=True):
         assert sorted((cancel, schedule)) == [200, 409], request["id"]
-        final = await booking_portal.http.get(f"/v1/portal/job-requests/{request['id']}", headers=booking_portal.client(booking_portal.ann))
+        final = await booking_portal.http.get(
+            f"/v1/portal/job-requests/{request['id']}", headers=booking_portal.client(booking_portal.ann)
+        )
         assert final.json()["status"] == ("cancelled" if cancel == 200 else "scheduled")

@@ -7,7 +7,6 @@ import orjson
 
 from booking import codec, domain
 from booking_contracts import JobRequestCancelled
-
 from tests.support.requests import CLIENT, NOW, a_request
 
 

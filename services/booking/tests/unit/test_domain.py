@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.support.requests import ADMIN, CLIENT, NOW, a_request
-
 from booking import domain
 from booking.domain import JobRequestAlreadyCancelled, JobRequestAlreadyScheduled, NoChange, Status
+from tests.support.requests import ADMIN, CLIENT, NOW, a_request
+
 
 def test_a_submitted_request_is_requested_cancellable_and_labelled_req() -> None:
     request = a_request()

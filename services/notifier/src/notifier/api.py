@@ -8,10 +8,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 
+from notifier.store import Notices
 from service_runtime.auth import CurrentAdmin
 from service_runtime.errors import NotFound
-
-from notifier.store import Notices
 
 router = APIRouter(prefix="/v1/admin", tags=["notices"])
 
@@ -74,7 +73,9 @@ async def list_notices(
     """The business's notices, newest first, with the unread count."""
     notices = _notices(request)
     docs = await notices.list(admin.business_id, unread_only=unread, limit=limit)
-    return NoticeList(unread_count=await notices.unread_count(admin.business_id), notices=[NoticeOut.of(d) for d in docs])
+    return NoticeList(
+        unread_count=await notices.unread_count(admin.business_id), notices=[NoticeOut.of(d) for d in docs]
+    )
 
 
 @router.post("/notices/{notice_id}/read")

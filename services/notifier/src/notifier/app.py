@@ -9,16 +9,15 @@ from typing import Any
 from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 
-from service_runtime.amqp import ConsumerTopology
-from service_runtime.consumer import Handler
-from service_runtime.consumer_app import create_consumer_app
-from service_runtime.errors import NotFound
-
 from notifier import api
 from notifier.emails import SmtpMailer
 from notifier.handlers import on_job_request_cancelled
 from notifier.settings import Settings
 from notifier.store import Notices, SentEmails
+from service_runtime.amqp import ConsumerTopology
+from service_runtime.consumer import Handler
+from service_runtime.consumer_app import create_consumer_app
+from service_runtime.errors import NotFound
 
 
 def topology(settings: Settings) -> ConsumerTopology:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from notifier.settings import Settings
 from service_runtime.logs import configure_logging
 from service_runtime.serve import run_http
-
-from notifier.settings import Settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Notifier: cancellation emails and HOME notices.")
 

@@ -11,12 +11,11 @@ from typing import Any, Protocol
 import structlog
 
 from booking_contracts import CloudEvent, JobRequestCancelled
+from notifier.emails import cancellation_email
+from notifier.store import Notices, SentEmails
 from service_runtime.errors import TransientError
 from service_runtime.humanize import day_and_time, instant
 from service_runtime.logs import redact
-
-from notifier.emails import cancellation_email
-from notifier.store import Notices, SentEmails
 
 log = structlog.get_logger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from service_runtime.mongo import DuplicateKeyError
+from service_runtime.mongo import DuplicateKeyError, ensure_indexes
 
 Document = dict[str, Any]
 
@@ -20,8 +20,12 @@ class Notices:
         self._notices = db["notices"]
 
     async def create_indexes(self) -> None:
-        await self._notices.create_indexes(
-            [IndexModel([("business_id", ASCENDING), ("created_at", DESCENDING)]), IndexModel([("event_id", ASCENDING)], unique=True)]
+        await ensure_indexes(
+            self._notices,
+            [
+                IndexModel([("business_id", ASCENDING), ("created_at", DESCENDING)]),
+                IndexModel([("event_id", ASCENDING)], unique=True),
+            ],
         )
 
     async def add(self, notice: Document) -> bool:

@@ -11,7 +11,6 @@ import pytest
 from notifier.app import create_app, topology
 from notifier.settings import Settings
 from service_runtime.auth import Principal, TokenCodec
-
 from tests.support.apps import delete_topology, parked, publish_event, running
 from tests.support.events import cancelled_event
 from tests.support.ids import unique
@@ -23,7 +22,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-async def notifier(servers: Servers, amqp: aio_pika.abc.AbstractRobustConnection) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
+async def notifier(
+    servers: Servers, amqp: aio_pika.abc.AbstractRobustConnection
+) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
     settings = Settings(
         amqp_url=servers.amqp_url,
         mongodb_url=servers.mongodb_url,
@@ -58,7 +59,9 @@ async def test_a_cancellation_emails_the_client_with_the_admin_in_cc_and_posts_a
     whole = await mailpit.message(summary["ID"])
     assert str(event.id) in whole["MessageID"]
     assert "Thu 3 Dec 2026, 09:00" in whole["Text"] and "Rex" in whole["Text"]
-    notices = await http.get("/v1/admin/notices", params={"unread": "true"}, headers=admin_of(event.data.business.id, settings))
+    notices = await http.get(
+        "/v1/admin/notices", params={"unread": "true"}, headers=admin_of(event.data.business.id, settings)
+    )
     body = notices.json()
     assert body["unread_count"] == 1
     assert body["notices"][0]["job_request_id"] == event.data.job_request_id

@@ -4,7 +4,6 @@ from datetime import UTC, datetime
 
 from notifier.emails import cancellation_email, message_id
 from notifier.handlers import notice_for
-
 from tests.support.events import cancelled_event
 
 
@@ -16,7 +15,9 @@ def test_the_confirmation_goes_to_the_client_with_the_admin_inbox_in_cc() -> Non
 
 
 def test_the_email_shows_service_pets_requested_time_and_cancellation_time_in_the_business_timezone() -> None:
-    event = cancelled_event(business={"id": "b", "name": "Paws NY", "admin_email": "a@x.example", "timezone": "America/New_York"})
+    event = cancelled_event(
+        business={"id": "b", "name": "Paws NY", "admin_email": "a@x.example", "timezone": "America/New_York"}
+    )
     body = cancellation_email(event, sender="x@y.example").get_content()
     assert "Dog Walk 30 min" in body and "Rex" in body
     assert "Thu 3 Dec 2026, 09:00 (America/New_York)" in body
@@ -41,7 +42,13 @@ def test_the_notice_names_client_service_requested_time_request_id_and_cancellat
     event = cancelled_event()
     notice = notice_for(event, now=datetime(2026, 11, 25, tzinfo=UTC))
     assert notice["event_id"] == str(event.id) and notice["read_at"] is None
-    for part in ("Ann Example", "Dog Walk 30 min", "Thu 3 Dec 2026, 09:00", event.data.job_request_id, "25 Nov 2026 at 16:20:05 GMT"):
+    for part in (
+        "Ann Example",
+        "Dog Walk 30 min",
+        "Thu 3 Dec 2026, 09:00",
+        event.data.job_request_id,
+        "25 Nov 2026 at 16:20:05 GMT",
+    ):
         assert part in notice["message"]
 
 

@@ -110,7 +110,9 @@ class ConfirmedPublisher:
                 self._channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
             return self._channel
 
-    async def publish(self, exchange: str, routing_key: str, message: aio_pika.Message, *, timeout: float = 10.0) -> bool:
+    async def publish(
+        self, exchange: str, routing_key: str, message: aio_pika.Message, *, timeout: float = 10.0
+    ) -> bool:
         """Publish one message; True when the broker confirmed it and routed it to a queue."""
         return (await self.publish_many(exchange, [(routing_key, message)], timeout=timeout))[0]
 

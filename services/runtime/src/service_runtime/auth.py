@@ -85,14 +85,18 @@ async def current_principal(
 async def current_client(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     """The calling client (403 for any other role)."""
     if principal.role != "client":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail={"code": "forbidden", "message": "A client token is required."})
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail={"code": "forbidden", "message": "A client token is required."}
+        )
     return principal
 
 
 async def current_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     """The calling admin (403 for any other role)."""
     if principal.role != "admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail={"code": "forbidden", "message": "An admin token is required."})
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail={"code": "forbidden", "message": "An admin token is required."}
+        )
     return principal
 
 

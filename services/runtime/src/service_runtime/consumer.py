@@ -34,7 +34,9 @@ CONSUMED = Counter(
 )
 RETRIED = Counter("messaging_retried_messages", "Messages sent to a delayed retry.", ["messaging_destination_name"])
 DEAD_LETTERED = Counter(
-    "messaging_dead_lettered_messages", "Messages parked in the dead-letter queue.", ["messaging_destination_name", "reason"]
+    "messaging_dead_lettered_messages",
+    "Messages parked in the dead-letter queue.",
+    ["messaging_destination_name", "reason"],
 )
 PROCESS_SECONDS = Histogram(
     "messaging_process_duration_seconds",
@@ -127,7 +129,9 @@ class EventConsumer:
         started = time.perf_counter()
         name = self._topology.queue
         with structlog.contextvars.bound_contextvars(
-            correlation_id=message.correlation_id or "", event_id=message.message_id or "", event_type=message.type or ""
+            correlation_id=message.correlation_id or "",
+            event_id=message.message_id or "",
+            event_type=message.type or "",
         ):
             try:
                 event = decode_event(message.body)

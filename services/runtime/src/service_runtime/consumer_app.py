@@ -20,7 +20,9 @@ from service_runtime.web import install_basics, install_error_table
 
 log = structlog.get_logger(__name__)
 
-Wiring = Callable[[FastAPI, AsyncDatabase[dict[str, Any]]], Awaitable[tuple[Mapping[str, Handler], Callable[[], Awaitable[None]]]]]
+Wiring = Callable[
+    [FastAPI, AsyncDatabase[dict[str, Any]]], Awaitable[tuple[Mapping[str, Handler], Callable[[], Awaitable[None]]]]
+]
 """Builds a service's stores on the app and returns its subscriptions and a close function."""
 
 
@@ -63,7 +65,9 @@ def create_consumer_app(
     app = FastAPI(title=name, version="1.0.0", lifespan=lifespan)
     app.state.tokens = TokenCodec(settings.auth_secret.get_secret_value())
     install_error_table(app, error_table)
-    install_basics(app, max_body_bytes=settings.max_body_bytes, readiness={"mongodb": mongo_ready, "rabbitmq": broker_ready})
+    install_basics(
+        app, max_body_bytes=settings.max_body_bytes, readiness={"mongodb": mongo_ready, "rabbitmq": broker_ready}
+    )
     for router in routers:
         app.include_router(router)
     return app

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 DUPLICATE_KEY = 11000
@@ -30,9 +31,15 @@ async def ping(client: AsyncMongoClient[dict[str, Any]]) -> bool:
     return True
 
 
+async def ensure_indexes(collection: AsyncCollection[dict[str, Any]], indexes: list[IndexModel]) -> None:
+    """Create indexes one command each: FerretDB v1 panics on a multi-index createIndexes whose indexes exist."""
+    for index in indexes:
+        await collection.create_indexes([index])
+
+
 def only_duplicates(error: BulkWriteError) -> bool:
     """True when every error of an unordered bulk insert is a duplicate key (already done)."""
     return all(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", []))
 
 
-__all__ = ["DuplicateKeyError", "BulkWriteError", "connect_mongo", "ping", "only_duplicates"]
+__all__ = ["BulkWriteError", "DuplicateKeyError", "connect_mongo", "ensure_indexes", "only_duplicates", "ping"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LOCAL_SECRET = "local-development-secret-change-me-0123456789"
+LOCAL_SECRET = "local-development-secret-change-me-0123456789"  # noqa: S105 - refused outside local mode
 
 
 class ServiceSettings(BaseSettings):

@@ -48,7 +48,9 @@ def install_error_table(app: FastAPI, table: Mapping[type[DomainError], int]) ->
         if isinstance(exc.detail, dict) and "code" in exc.detail:
             body = exc.detail
         else:
-            code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
+            code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+                exc.status_code, "http_error"
+            )
             body = error_body(code, str(exc.detail))
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from service_runtime.errors import DomainError, InvalidReference, NotFound
-
 from booking.domain import JobRequestAlreadyCancelled, JobRequestAlreadyScheduled
 from booking.handlers import ChangeContended, DateInThePast
+from service_runtime.errors import DomainError, InvalidReference, NotFound
 
 ERROR_STATUS: dict[type[DomainError], int] = {
     NotFound: 404,

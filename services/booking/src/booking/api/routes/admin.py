@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request
-from service_runtime.auth import CurrentAdmin, Principal, TokenCodec
 
 from booking.api.deps import BookingDeps, CorrelationId
 from booking.api.models import CancelBody, JobRequestOut, PortalSession
 from booking.domain import Actor, ClientNotFound, Status
 from booking.handlers import CancelJobRequest, ScheduleJobRequest, cancel_job_request, schedule_job_request
+from service_runtime.auth import CurrentAdmin, Principal, TokenCodec
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -25,13 +25,19 @@ async def list_job_requests(
     limit: Annotated[int, Query(ge=1, le=500)] = 200,
 ) -> list[JobRequestOut]:
     """The job request processing screen: requests in one status (requested by default)."""
-    return [JobRequestOut.of(r) for r in await deps.projection.of_business(admin.business_id, status=status, limit=limit)]
+    return [
+        JobRequestOut.of(r) for r in await deps.projection.of_business(admin.business_id, status=status, limit=limit)
+    ]
 
 
 @router.post("/job-requests/{job_request_id}/schedule")
-async def schedule(job_request_id: Id, admin: CurrentAdmin, deps: BookingDeps, correlation_id: CorrelationId) -> JobRequestOut:
+async def schedule(
+    job_request_id: Id, admin: CurrentAdmin, deps: BookingDeps, correlation_id: CorrelationId
+) -> JobRequestOut:
     """Schedule a job request; a cancelled one answers 409 `job_request_cancelled`."""
-    cmd = ScheduleJobRequest(job_request_id=job_request_id, business_id=admin.business_id, actor=Actor("admin", admin.subject))
+    cmd = ScheduleJobRequest(
+        job_request_id=job_request_id, business_id=admin.business_id, actor=Actor("admin", admin.subject)
+    )
     return JobRequestOut.of(await schedule_job_request(cmd, deps=deps, correlation_id=correlation_id))
 
 

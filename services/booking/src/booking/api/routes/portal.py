@@ -7,8 +7,6 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, status
-from service_runtime.auth import CurrentClient
-from service_runtime.errors import InvalidReference
 
 from booking.api.deps import BookingDeps, CorrelationId
 from booking.api.models import (
@@ -24,6 +22,8 @@ from booking.api.models import (
 )
 from booking.domain import Actor, JobRequestNotFound, Status
 from booking.handlers import CancelJobRequest, SubmitJobRequest, cancel_job_request, submit_job_request
+from service_runtime.auth import CurrentClient
+from service_runtime.errors import InvalidReference
 
 router = APIRouter(prefix="/v1/portal", tags=["portal"])
 
@@ -44,7 +44,9 @@ async def list_pets(client: CurrentClient, deps: BookingDeps) -> list[PetOut]:
 
 
 @router.post("/job-requests", status_code=status.HTTP_201_CREATED)
-async def submit(body: SubmitBody, client: CurrentClient, deps: BookingDeps, correlation_id: CorrelationId) -> JobRequestOut:
+async def submit(
+    body: SubmitBody, client: CurrentClient, deps: BookingDeps, correlation_id: CorrelationId
+) -> JobRequestOut:
     """Submit a job request (an online booking): status `requested`."""
     cmd = SubmitJobRequest(
         business_id=client.business_id,
@@ -76,7 +78,9 @@ async def month_schedule(
     for r in await deps.projection.of_client(client.subject, start=start, end=end):
         if r.status is not Status.CANCELLED:
             days.setdefault(r.date, []).append(
-                ScheduleEntry(job_request_id=r.id, label=r.label, status=r.status.value, start_time=r.start_time.strftime("%H:%M"))  # type: ignore[arg-type]
+                ScheduleEntry(
+                    job_request_id=r.id, label=r.label, status=r.status.value, start_time=r.start_time.strftime("%H:%M")
+                )  # type: ignore[arg-type]
             )
     return MonthSchedule(
         month=month,
@@ -91,7 +95,9 @@ async def day_schedule(day: date, client: CurrentClient, deps: BookingDeps) -> D
     business = await deps.catalogue.business(client.business_id)
     requests = await deps.projection.of_client(client.subject, start=day, end=date.fromordinal(day.toordinal() + 1))
     return DaySchedule(
-        date=day, timezone=business.timezone if business else "UTC", job_requests=[JobRequestOut.of(r) for r in requests]
+        date=day,
+        timezone=business.timezone if business else "UTC",
+        job_requests=[JobRequestOut.of(r) for r in requests],
     )
 
 
