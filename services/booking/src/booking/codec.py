@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from booking.domain import EVENT_TYPE_OF_STATUS, Actor, Business, Client, JobRequest, Pet, Service, Status
@@ -114,13 +114,18 @@ def cloud_event(request: JobRequest, *, event_id: UUID, correlation_id: str) -> 
     """The CloudEvent that records the request's latest change."""
     event_type = EVENT_TYPE_OF_STATUS[request.status]
     data = event_data(request)
-    return CloudEvent[type(data)](  # type: ignore[misc]
-        id=event_id,
-        type=event_type,
-        source=SOURCE,
-        dataschema=dataschema_for(event_type, 1),
-        occurred_at=changed_at(request),
-        correlation_id=correlation_id,
-        subject=request.id,
-        data=data,
+    # Parametrised with the concrete data class, so that its own fields are serialised.
+    envelope: Any = CloudEvent[type(data)]  # type: ignore[misc]
+    return cast(
+        CloudEvent[JobRequestEvent],
+        envelope(
+            id=event_id,
+            type=event_type,
+            source=SOURCE,
+            dataschema=dataschema_for(event_type, 1),
+            occurred_at=changed_at(request),
+            correlation_id=correlation_id,
+            subject=request.id,
+            data=data,
+        ),
     )

@@ -99,5 +99,5 @@ def install_basics(app: FastAPI, *, max_body_bytes: int, readiness: Mapping[str,
         return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503)
 
     Instrumentator(excluded_handlers=["/healthz", "/readyz", "/metrics"]).instrument(app).expose(
-        app, "/metrics", include_in_schema=False
+        app, endpoint="/metrics", include_in_schema=False
     )
