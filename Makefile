@@ -33,12 +33,12 @@ stack: ## Install (once) and start RabbitMQ, FerretDB over PostgreSQL, and Mailp
 stack-stop: ## Stop the local servers
 	$(STACK) stop
 
-lint: install ## ruff and mypy --strict
+lint: install ## ruff and mypy --strict (part of make test)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy contracts/src services/runtime/src services/booking/src services/notifier/src services/audit/src
 
-test: install ## Run every test (unit, integration, end to end, faults) against real servers
+test: lint ## Lint, then run every test (unit, integration, end to end, faults) against real servers
 ifeq ($(USE_LOCAL_STACK),yes)
 	$(MAKE) --no-print-directory stack
 endif

@@ -8,12 +8,12 @@ from datetime import UTC, date, datetime, time
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
+import structlog
+
 from booking import domain
 from booking.domain import Actor, JobRequest, JobRequestNotFound, NoChange
 from booking.events import EventStream, VersionConflict
 from booking.store import Catalogue, JobRequests
-import structlog
-
 from service_runtime.errors import DomainError, InvalidReference
 
 Clock = Callable[[], datetime]

@@ -10,7 +10,6 @@ from cloudevents.core.bindings.rabbitmq import RabbitMQMessage, from_rabbitmq
 from cloudevents.core.formats.json import JSONFormat
 
 from booking_contracts import JobRequestCancelled
-
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration

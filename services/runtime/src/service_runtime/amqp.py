@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aio_pika
 import stamina
@@ -31,6 +32,31 @@ async def declare_events_exchange(channel: AbstractChannel) -> AbstractExchange:
 
 
 @dataclass(frozen=True)
+class QueueSpec:
+    """A durable queue and its arguments."""
+
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ExchangeSpec:
+    """A durable exchange."""
+
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class BindingSpec:
+    """A binding of a queue to an exchange."""
+
+    exchange: str
+    queue: str
+    routing_key: str
+
+
+@dataclass(frozen=True)
 class ConsumerTopology:
     """A consumer's own queues: the work queue, one wait queue per retry delay, and a parking-lot DLQ."""
 
@@ -52,47 +78,67 @@ class ConsumerTopology:
 
     def retry_queue(self, attempt: int) -> str:
         """Wait queue for a retry attempt (1-based); the delay is in its name so a new delay is a new queue."""
-        return f"{self.queue}.retry.{self.retry_delays_ms[attempt - 1]}ms"
+        return self._retry_queue_name(self.retry_delays_ms[attempt - 1])
+
+    def _retry_queue_name(self, delay_ms: int) -> str:
+        return f"{self.queue}.retry.{delay_ms}ms"
 
     @property
     def max_attempts(self) -> int:
         """Deliveries before a failing message is parked: the first try plus one per retry delay."""
         return len(self.retry_delays_ms) + 1
 
+    def exchanges(self) -> list[ExchangeSpec]:
+        """The exchanges this consumer needs: booking's topic exchange and its own dead-letter fanout."""
+        return [ExchangeSpec(self.exchange, "topic"), ExchangeSpec(self.dlx, "fanout")]
 
-async def declare_consumer_topology(channel: AbstractChannel, topology: ConsumerTopology) -> AbstractQueue:
-    """Declare (idempotently) the exchange, work queue with bindings, wait queues and DLQ; return the work queue."""
-    exchange = await declare_events_exchange(channel)
-    dlx = await channel.declare_exchange(topology.dlx, aio_pika.ExchangeType.FANOUT, durable=True)
-    dlq = await channel.declare_queue(topology.dlq, durable=True, arguments={"x-queue-type": "quorum"})
-    await dlq.bind(dlx)
-    queue = await channel.declare_queue(
-        topology.queue,
-        durable=True,
-        arguments={
-            "x-queue-type": "quorum",
-            "x-delivery-limit": topology.delivery_limit,
-            "x-dead-letter-exchange": topology.dlx,
-            "x-dead-letter-strategy": "at-least-once",
-            "x-overflow": "reject-publish",
-        },
-    )
-    for key in topology.binding_keys:
-        await queue.bind(exchange, routing_key=key)
-    for delay in sorted(set(topology.retry_delays_ms)):
-        await channel.declare_queue(
-            f"{topology.queue}.retry.{delay}ms",
-            durable=True,
-            arguments={
+    def queues(self) -> list[QueueSpec]:
+        """Work queue, DLQ and wait queues, with the exact arguments they are declared with."""
+        at_least_once = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+        work = QueueSpec(
+            self.queue,
+            {
                 "x-queue-type": "quorum",
-                "x-message-ttl": delay,
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": topology.queue,
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
+                "x-delivery-limit": self.delivery_limit,
+                "x-dead-letter-exchange": self.dlx,
+                **at_least_once,
             },
         )
-    return queue
+        waits = [
+            QueueSpec(
+                self._retry_queue_name(delay),
+                {
+                    "x-queue-type": "quorum",
+                    "x-message-ttl": delay,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": self.queue,
+                    **at_least_once,
+                },
+            )
+            for delay in sorted(set(self.retry_delays_ms))
+        ]
+        return [work, QueueSpec(self.dlq, {"x-queue-type": "quorum"}), *waits]
+
+    def bindings(self) -> list[BindingSpec]:
+        """The work queue's bindings to booking's exchange, and the DLQ's to the dead-letter exchange."""
+        return [BindingSpec(self.exchange, self.queue, key) for key in self.binding_keys] + [
+            BindingSpec(self.dlx, self.dlq, "")
+        ]
+
+
+async def declare_consumer_topology(channel: AbstractChannel, topology: ConsumerTopology) -> AbstractQueue:
+    """Declare (idempotently) the exchanges, queues and bindings of a consumer; return its work queue."""
+    exchanges = {
+        spec.name: await channel.declare_exchange(spec.name, aio_pika.ExchangeType(spec.type), durable=True)
+        for spec in topology.exchanges()
+    }
+    queues = {
+        spec.name: await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
+        for spec in topology.queues()
+    }
+    for binding in topology.bindings():
+        await queues[binding.queue].bind(exchanges[binding.exchange], routing_key=binding.routing_key)
+    return queues[topology.queue]
 
 
 @dataclass
