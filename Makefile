@@ -12,7 +12,7 @@ RUN_DIR := .run
 # Servers for tests: AMQP_URL/MONGODB_URL if set; else testcontainers when a Docker engine answers; else the local stack.
 USE_LOCAL_STACK := $(shell if [ -z "$$AMQP_URL" ] && ! docker info >/dev/null 2>&1; then echo yes; fi)
 
-.PHONY: help install stack stack-stop test lint typecheck run stop logs schemas bench clean
+.PHONY: help install stack stack-stop browser test lint typecheck run stop logs schemas bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -38,7 +38,10 @@ lint: install ## ruff and mypy --strict (part of make test)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy contracts/src services/runtime/src services/booking/src services/notifier/src services/audit/src
 
-test: lint ## Lint, then run every test (unit, integration, end to end, faults) against real servers
+browser: ## Install Debian's Chromium for the browser tests (once; Playwright drives it, never downloads its own)
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: lint browser ## Lint, then run every test (unit, integration, end to end, faults) against real servers
 ifeq ($(USE_LOCAL_STACK),yes)
 	$(MAKE) --no-print-directory stack
 endif

@@ -18,6 +18,7 @@ from service_runtime.amqp import ConsumerTopology
 from service_runtime.consumer import Handler
 from service_runtime.consumer_app import create_consumer_app
 from service_runtime.errors import NotFound
+from service_runtime.web import install_cors
 
 
 def topology(settings: Settings) -> ConsumerTopology:
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         return subscriptions, close
 
-    return create_consumer_app(
+    app = create_consumer_app(
         name="audit",
         settings=settings,
         database=settings.mongodb_database,
@@ -54,3 +55,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[api.router],
         error_table={NotFound: 404},
     )
+    install_cors(app, settings.cors_origins)
+    return app

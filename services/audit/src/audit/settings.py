@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from service_runtime.settings import ServiceSettings
+from service_runtime.web import LOCAL_PAGE_ORIGINS, CorsOrigins
 
 
 class Settings(ServiceSettings):
@@ -12,3 +13,4 @@ class Settings(ServiceSettings):
     mongodb_database: str = "audit"
     queue: str = "audit.job_request_events"
     retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)
+    cors_origins: CorsOrigins = LOCAL_PAGE_ORIGINS

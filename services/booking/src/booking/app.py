@@ -15,6 +15,7 @@ from booking.api.errors import ERROR_STATUS
 from booking.api.routes import admin, portal
 from booking.events import EventStream
 from booking.handlers import Deps
+from booking.pages import install_pages
 from booking.relay import OutboxRelay
 from booking.settings import Settings
 from booking.store import Catalogue, JobRequests
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(portal.router)
     app.include_router(admin.router)
+    install_pages(app, settings)
     return app
 
 

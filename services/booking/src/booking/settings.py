@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from service_runtime.settings import ServiceSettings
 
 
@@ -12,3 +14,7 @@ class Settings(ServiceSettings):
     mongodb_database: str = "booking"
     relay_batch_size: int = 500
     relay_sweep_seconds: float = 2.0
+    notifier_url: str = Field(
+        default="http://127.0.0.1:8002", description="Notifier as the admin pages' browser sees it."
+    )
+    audit_url: str = Field(default="http://127.0.0.1:8003", description="Audit as the admin pages' browser sees it.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -12,12 +13,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from notifier import api
 from notifier.emails import SmtpMailer
 from notifier.handlers import on_job_request_cancelled
+from notifier.live import StreamTiming, notice_stream_router
 from notifier.settings import Settings
 from notifier.store import Notices, SentEmails
 from service_runtime.amqp import ConsumerTopology
 from service_runtime.consumer import Handler
 from service_runtime.consumer_app import create_consumer_app
 from service_runtime.errors import NotFound
+from service_runtime.web import install_cors
 
 
 def topology(settings: Settings) -> ConsumerTopology:
@@ -54,12 +57,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         return subscriptions, mailer.close
 
-    return create_consumer_app(
+    timing = StreamTiming(
+        poll_seconds=settings.notice_stream_poll_seconds,
+        lookback=timedelta(seconds=settings.notice_stream_lookback_seconds),
+        lifetime_seconds=settings.notice_stream_seconds,
+    )
+    app = create_consumer_app(
         name="notifier",
         settings=settings,
         database=settings.mongodb_database,
         topology=topology(settings),
         wiring=wiring,
-        routers=[api.router],
+        routers=[api.router, notice_stream_router(timing)],
         error_table={NotFound: 404},
     )
+    install_cors(app, settings.cors_origins)
+    return app

@@ -36,6 +36,16 @@ class Notices:
             return False
         return True
 
+    async def get(self, business_id: str, notice_id: str) -> Document | None:
+        return await self._notices.find_one({"_id": notice_id, "business_id": business_id})
+
+    async def created_since(self, business_id: str, since: datetime, *, limit: int) -> list[Document]:
+        """Notices created at or after `since`, oldest first (the live HOME feed reads these)."""
+        query = {"business_id": business_id, "created_at": {"$gte": since}}
+        return (
+            await self._notices.find(query).sort([("created_at", ASCENDING), ("_id", ASCENDING)]).limit(limit).to_list()
+        )
+
     async def list(self, business_id: str, *, unread_only: bool, limit: int) -> list[Document]:
         """Newest first."""
         query: Document = {"business_id": business_id}

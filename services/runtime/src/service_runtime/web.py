@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Annotated, Any
 
 import structlog
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_fastapi_instrumentator import Instrumentator
+from pydantic import BeforeValidator
+from pydantic_settings import NoDecode
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -20,6 +23,16 @@ log = structlog.get_logger(__name__)
 
 CORRELATION_HEADER = "X-Correlation-ID"
 ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+def _comma_separated(value: object) -> object:
+    return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
+
+
+CorsOrigins = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
+"""A setting such as `CORS_ORIGINS=http://127.0.0.1:8001,https://admin.example` (comma-separated)."""
+LOCAL_PAGE_ORIGINS = ("http://127.0.0.1:8001", "http://localhost:8001")
+"""Where booking serves the admin pages when run locally."""
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -101,3 +114,15 @@ def install_basics(app: FastAPI, *, max_body_bytes: int, readiness: Mapping[str,
     Instrumentator(excluded_handlers=["/healthz", "/readyz", "/metrics"]).instrument(app).expose(
         app, endpoint="/metrics", include_in_schema=False
     )
+
+
+def install_cors(app: FastAPI, origins: Sequence[str]) -> None:
+    """Let the admin pages (served by booking) call this service from the configured origins only."""
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", CORRELATION_HEADER],
+            max_age=600,
+        )

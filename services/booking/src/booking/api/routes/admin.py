@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Query, Request
 
 from booking.api.deps import BookingDeps, CorrelationId
-from booking.api.models import CancelBody, JobRequestOut, PortalSession
+from booking.api.models import CancelBody, ClientOut, JobRequestOut, PortalSession
 from booking.domain import Actor, ClientNotFound, Status
 from booking.handlers import CancelJobRequest, ScheduleJobRequest, cancel_job_request, schedule_job_request
 from service_runtime.auth import CurrentAdmin, Principal, TokenCodec
@@ -57,6 +57,15 @@ async def cancel(
         reason=body.reason if body else None,
     )
     return JobRequestOut.of(await cancel_job_request(cmd, deps=deps, correlation_id=correlation_id))
+
+
+@router.get("/clients/{client_id}")
+async def get_client(client_id: Id, admin: CurrentAdmin, deps: BookingDeps) -> ClientOut:
+    """A client of the business, for the client's page."""
+    client = await deps.catalogue.client(admin.business_id, client_id)
+    if client is None:
+        raise ClientNotFound("No such client.")
+    return ClientOut(id=client.id, name=client.name)
 
 
 @router.post("/clients/{client_id}/portal-session")

@@ -1,0 +1,70 @@
+// What the admin pages share: the admin token, where notifier and audit are, one error wording.
+import { ApiError, NetworkError, call, takeToken } from "/shared/http.js";
+
+const TOKEN_KEY = "admin_token";
+export const $ = (id) => document.getElementById(id);
+
+// The admin token is shared by the admin's tabs (localStorage); a client's portal token stays in its tab.
+export const session = { token: takeToken(TOKEN_KEY, localStorage), config: null };
+
+export async function services() {
+  session.config ??= await call("", "/admin/config.json");
+  return session.config;
+}
+
+export const booking = (path, options = {}) => call("", path, { ...options, token: session.token });
+export const notifier = async (path, options = {}) =>
+  call((await services()).notifier_url, path, { ...options, token: session.token });
+export const audit = async (path, options = {}) =>
+  call((await services()).audit_url, path, { ...options, token: session.token });
+
+export function problem(error, service = "the service") {
+  if (error instanceof NetworkError) return `Could not reach ${service}. Check your connection and try again.`;
+  if (error instanceof ApiError && error.status === 401) {
+    return `${error.message} Sign in again with a fresh admin token below.`;
+  }
+  return error.message || "Something went wrong; try again.";
+}
+
+export function showAlert(message) {
+  $("alert").textContent = message;
+}
+
+// Run the page once there is a token; otherwise (or after a 401) ask for one.
+export function signInThen(run) {
+  const form = $("sign-in-form");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    session.token = $("token").value.trim();
+    localStorage.setItem(TOKEN_KEY, session.token);
+    $("token").value = "";
+    $("sign-in").hidden = true;
+    $("page").hidden = false;
+    showAlert("");
+    run();
+  });
+  if (session.token) {
+    $("page").hidden = false;
+    run();
+  } else {
+    $("sign-in").hidden = false;
+  }
+}
+
+export function signedOut(message) {
+  session.token = null;
+  localStorage.removeItem(TOKEN_KEY);
+  $("page").hidden = true;
+  $("sign-in").hidden = false;
+  showAlert(message);
+}
+
+export async function guarded(action, service) {
+  try {
+    return await action();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) signedOut(problem(error, service));
+    else showAlert(problem(error, service));
+    return undefined;
+  }
+}

@@ -1,0 +1,297 @@
+// The client portal: the month schedule, a day's services, and cancelling a job request before it is scheduled.
+import { ApiError, NetworkError, call, el, takeToken } from "/shared/http.js";
+import { addMonths, instant, longDay, monthTitle, today } from "/shared/when.js";
+
+const TOKEN_KEY = "portal_token";
+const SCHEDULED_HELP =
+  'Scheduled jobs are cancelled another way: contact your pet sitter (see "How Does a Client Cancel a Scheduled Job?").';
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  token: takeToken(TOKEN_KEY),
+  month: null,
+  timezone: "UTC",
+  day: null,
+  jobs: [],
+  cancelling: null, // the job request the dialog is about
+  opener: null, // the button that opened the dialog, focused again when it closes
+};
+
+function api(path, options = {}) {
+  return call("", path, { ...options, token: state.token });
+}
+
+function showAlert(message) {
+  $("alert").textContent = message;
+}
+
+function announce(message) {
+  $("status").textContent = message;
+}
+
+function problem(error) {
+  if (error instanceof NetworkError) {
+    return "Could not reach the booking service. Check your connection and try again.";
+  }
+  if (error instanceof ApiError && error.status === 401) {
+    return `${error.message} Your session has ended: open the portal again with the "go to portal" link from your pet sitter, or paste a new portal token below.`;
+  }
+  if (error instanceof ApiError && error.code === "job_request_already_scheduled") {
+    return `This job request was scheduled meanwhile, so it can no longer be cancelled here. ${SCHEDULED_HELP}`;
+  }
+  return error.message || "Something went wrong; try again.";
+}
+
+function signedOut(message) {
+  state.token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  if ($("cancel-dialog").open) $("cancel-dialog").close();
+  $("schedule").hidden = true;
+  $("sign-in").hidden = false;
+  showAlert(message);
+  $("token").focus();
+}
+
+async function guarded(action) {
+  try {
+    return await action();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) signedOut(problem(error));
+    else showAlert(problem(error));
+    return undefined;
+  }
+}
+
+// ---- Month view ----
+
+function weeksOf(month) {
+  const [year, mon] = month.split("-").map(Number);
+  const first = new Date(Date.UTC(year, mon - 1, 1));
+  const start = new Date(first);
+  start.setUTCDate(1 - ((first.getUTCDay() + 6) % 7)); // back to Monday
+  const weeks = [];
+  for (let cursor = new Date(start); weeks.length < 6; ) {
+    const week = [];
+    for (let i = 0; i < 7; i++) {
+      week.push(cursor.toISOString().slice(0, 10));
+      cursor.setUTCDate(cursor.getUTCDate() + 1);
+    }
+    weeks.push(week);
+    if (cursor.getUTCMonth() !== mon - 1) break;
+  }
+  return weeks;
+}
+
+function entryText(entry) {
+  return `${entry.label} ${entry.start_time}`;
+}
+
+function dayButton(day, entries) {
+  // The visible day number is part of the accessible name: "Thursday 3 December 2026 REQ: Dog Walk 30 min 09:00".
+  const at = new Date(`${day}T00:00:00Z`);
+  const weekday = new Intl.DateTimeFormat("en-GB", { weekday: "long", timeZone: "UTC" }).format(at);
+  const month = new Intl.DateTimeFormat("en-GB", { month: "long", year: "numeric", timeZone: "UTC" }).format(at);
+  return el(
+    "button",
+    { type: "button", class: "day-button", "data-day": day, onclick: () => openDay(day) },
+    el("span", { class: "day-number" },
+      el("span", { class: "visually-hidden" }, `${weekday} `), String(Number(day.slice(8))),
+      el("span", { class: "visually-hidden" }, ` ${month}`)),
+    entries.map((e) => el("span", { class: `entry ${e.status}` }, entryText(e))),
+    entries.length ? el("span", { class: "entry-count", "aria-hidden": "true" }, `\u2022${entries.length}`) : null,
+  );
+}
+
+async function loadMonth(month) {
+  const schedule = await guarded(() => api(`/v1/portal/schedule?month=${month}`));
+  if (!schedule) return;
+  state.month = month;
+  state.timezone = schedule.timezone;
+  const byDay = new Map(schedule.days.map((d) => [d.date, d.entries]));
+  const todayIs = today(state.timezone);
+  $("month-title").textContent = monthTitle(month);
+  const body = $("calendar-body");
+  body.replaceChildren(
+    ...weeksOf(month).map((week) =>
+      el(
+        "tr",
+        {},
+        week.map((day) => {
+          const inMonth = day.startsWith(month);
+          const cell = el("td", {
+            class: [inMonth ? "" : "outside", day === state.day ? "selected" : ""].join(" ").trim() || null,
+            "aria-current": day === todayIs ? "date" : null,
+          });
+          if (inMonth) cell.append(dayButton(day, byDay.get(day) ?? []));
+          return cell;
+        }),
+      ),
+    ),
+  );
+  $("agenda").replaceChildren(
+    ...schedule.days.map((d) =>
+      el("li", { "aria-current": d.date === todayIs ? "date" : null }, dayButton(d.date, d.entries)),
+    ),
+  );
+  if (!schedule.days.length) $("agenda").append(el("li", { class: "muted" }, "Nothing booked or requested this month."));
+}
+
+// ---- Day panel ----
+
+function jobItem(job) {
+  const pets = job.pets.map((p) => p.name).join(", ");
+  const what = el("div", {},
+    el("div", { class: "what" }, `${job.service.name}`),
+    el("div", {}, `${job.start_time} \u00b7 Pets: ${pets}`),
+    el("div", {}, el("span", { class: `badge ${job.status}` }, job.status)),
+  );
+  const item = el("li", { "data-job-request": job.id, "data-status": job.status }, what);
+  if (job.status === "requested" && job.cancellable) {
+    item.append(
+      el("button", {
+        type: "button",
+        class: "cancel-button",
+        "aria-label": `cancel job request: ${job.service.name} at ${job.start_time}`,
+        onclick: (event) => openDialog(job, event.currentTarget),
+      }, "cancel"),
+    );
+  } else if (job.status === "scheduled") {
+    item.append(el("p", { class: "note" }, SCHEDULED_HELP));
+  } else if (job.status === "cancelled" && job.cancelled_at) {
+    item.append(
+      el("p", { class: "note", tabindex: "-1", id: `cancelled-${job.id}` },
+        `Cancelled ${instant(job.cancelled_at, job.timezone)}${job.cancel_reason ? ` \u00b7 Reason: ${job.cancel_reason}` : ""}`),
+    );
+  }
+  return item;
+}
+
+function renderDay() {
+  $("day-title").textContent = `Services booked or requested on ${longDay(state.day)}`;
+  const list = $("day-jobs");
+  list.replaceChildren(...state.jobs.map(jobItem));
+  if (!state.jobs.length) list.append(el("li", { class: "muted" }, "Nothing booked or requested on this day."));
+  $("day-panel").hidden = false;
+}
+
+async function openDay(day) {
+  const schedule = await guarded(() => api(`/v1/portal/schedule/${day}`));
+  if (!schedule) return;
+  state.day = day;
+  state.timezone = schedule.timezone;
+  state.jobs = schedule.job_requests;
+  showAlert("");
+  for (const cell of document.querySelectorAll("td.selected")) cell.classList.remove("selected");
+  document.querySelector(`#calendar-body [data-day="${day}"]`)?.parentElement.classList.add("selected");
+  renderDay();
+  $("day-panel").focus();
+}
+
+// ---- The cancel dialog ----
+
+function openDialog(job, opener) {
+  state.cancelling = job;
+  state.opener = opener;
+  const pets = job.pets.map((p) => p.name).join(", ");
+  $("cancel-what").textContent = `${job.service.name} for ${pets} on ${longDay(job.date)} at ${job.start_time}.`;
+  $("cancel-reason").value = "";
+  $("cancel-error").textContent = "";
+  $("confirm-cancel").disabled = false;
+  $("confirm-cancel").textContent = "Yes, cancel job request";
+  $("cancel-dialog").showModal();
+  $("cancel-reason").focus();
+}
+
+function closeDialog() {
+  if ($("cancel-dialog").open) $("cancel-dialog").close();
+}
+
+function afterClose() {
+  const job = state.cancelling;
+  state.cancelling = null;
+  const cancelled = job && document.getElementById(`cancelled-${job.id}`);
+  const target = cancelled ?? (state.opener?.isConnected ? state.opener : $("day-panel"));
+  target.focus();
+}
+
+async function confirmCancel() {
+  const job = state.cancelling;
+  const button = $("confirm-cancel");
+  button.disabled = true;
+  button.textContent = "Cancelling\u2026";
+  $("cancel-error").textContent = "";
+  const reason = $("cancel-reason").value.trim();
+  try {
+    const cancelled = await api(`/v1/portal/job-requests/${encodeURIComponent(job.id)}/cancel`, {
+      method: "POST",
+      body: reason ? { reason } : {},
+    });
+    state.jobs = state.jobs.map((j) => (j.id === cancelled.id ? cancelled : j));
+    renderDay();
+    closeDialog();
+    announce(`Job request cancelled: ${cancelled.service.name} on ${longDay(cancelled.date)} at ${cancelled.start_time}.`);
+    await loadMonth(state.month);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      signedOut(problem(error));
+      return;
+    }
+    $("cancel-error").textContent = problem(error);
+    button.textContent = "Yes, cancel job request";
+    const refused = error instanceof ApiError && error.status === 409;
+    button.disabled = refused;
+    if (refused) {
+      const fresh = await guarded(() => api(`/v1/portal/schedule/${state.day}`));
+      if (fresh) {
+        state.jobs = fresh.job_requests;
+        renderDay();
+      }
+      await loadMonth(state.month);
+    }
+    $("close-cancel").focus();
+  }
+}
+
+// Keep Tab and Shift+Tab inside the open dialog.
+function trapFocus(event) {
+  if (event.key !== "Tab") return;
+  const focusable = [...$("cancel-dialog").querySelectorAll("textarea, button:not([disabled])")];
+  const first = focusable[0];
+  const last = focusable[focusable.length - 1];
+  if (event.shiftKey && document.activeElement === first) {
+    event.preventDefault();
+    last.focus();
+  } else if (!event.shiftKey && document.activeElement === last) {
+    event.preventDefault();
+    first.focus();
+  }
+}
+
+// ---- Start ----
+
+function start() {
+  $("previous-month").addEventListener("click", () => loadMonth(addMonths(state.month, -1)));
+  $("next-month").addEventListener("click", () => loadMonth(addMonths(state.month, 1)));
+  $("confirm-cancel").addEventListener("click", confirmCancel);
+  $("close-cancel").addEventListener("click", closeDialog);
+  $("cancel-dialog").addEventListener("keydown", trapFocus);
+  $("cancel-dialog").addEventListener("close", afterClose); // Escape closes it too: the same as "close"
+  $("sign-in-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.token = $("token").value.trim();
+    sessionStorage.setItem(TOKEN_KEY, state.token);
+    $("token").value = "";
+    showAlert("");
+    openSchedule();
+  });
+  if (state.token) openSchedule();
+  else $("sign-in").hidden = false;
+}
+
+async function openSchedule() {
+  $("sign-in").hidden = true;
+  $("schedule").hidden = false;
+  await loadMonth(today(Intl.DateTimeFormat().resolvedOptions().timeZone).slice(0, 7));
+}
+
+start();
