@@ -374,7 +374,7 @@ rabbitmq_launch() {
   fi
   log "rabbitmq: starting $RABBITMQ_NODE (logs in $RABBITMQ_BASE/log)"
   # The wrapper switches to the rabbitmq user; -detached daemonizes the node.
-  (cd / && setsid rabbitmq-server -detached </dev/null >>"$RABBITMQ_STARTUP_LOG" 2>&1) \
+  (cd / && exec setsid rabbitmq-server -detached </dev/null >>"$RABBITMQ_STARTUP_LOG" 2>&1) \
     || { tail -n 20 "$RABBITMQ_STARTUP_LOG" >&2; die "rabbitmq-server -detached failed"; }
 }
 
@@ -555,15 +555,21 @@ mongo_start() {
     port_open "$PG_PORT" || postgres_start
     mkdir -p "$STACK_HOME/ferretdb" "$LOG_DIR" "$RUN_DIR"
     log "ferretdb: starting on 127.0.0.1:$MONGO_PORT (postgresql backend on $PG_PORT)"
-    (cd "$STACK_HOME/ferretdb" && setsid nohup "$FERRETDB_BIN" \
-      --handler=postgresql \
-      "--postgresql-url=postgres://postgres@127.0.0.1:$PG_PORT/ferretdb?pool_max_conns=50" \
-      "--listen-addr=127.0.0.1:$MONGO_PORT" \
-      "--state-dir=$STACK_HOME/ferretdb" \
-      --debug-addr=- \
-      --telemetry=disable \
-      --log-level=warn \
-      </dev/null >>"$FERRETDB_LOG" 2>&1 & echo $! >"$FERRETDB_PID_FILE")
+    # The subshell redirects its own stdio first, so that nothing keeps the
+    # caller's stdout/stderr open (e.g. a pipe to tee) once we return.
+    (
+      cd "$STACK_HOME/ferretdb"
+      exec </dev/null >>"$FERRETDB_LOG" 2>&1
+      setsid nohup "$FERRETDB_BIN" \
+        --handler=postgresql \
+        "--postgresql-url=postgres://postgres@127.0.0.1:$PG_PORT/ferretdb?pool_max_conns=50" \
+        "--listen-addr=127.0.0.1:$MONGO_PORT" \
+        "--state-dir=$STACK_HOME/ferretdb" \
+        --debug-addr=- \
+        --telemetry=disable \
+        --log-level=warn &
+      echo $! >"$FERRETDB_PID_FILE"
+    )
   fi
   wait_for 60 "FerretDB port $MONGO_PORT" "$FERRETDB_LOG" port_open "$MONGO_PORT"
   wait_for 60 "FerretDB ping on $MONGO_PORT" "$FERRETDB_LOG" mongo_ping
@@ -585,16 +591,20 @@ smtp_start() {
   else
     mkdir -p "$STACK_HOME/mailpit" "$LOG_DIR" "$RUN_DIR"
     log "mailpit: starting (SMTP 127.0.0.1:$SMTP_PORT_LOCAL, API 127.0.0.1:$MAILPIT_HTTP_PORT)"
-    (cd "$STACK_HOME/mailpit" && setsid nohup "$MAILPIT_BIN" \
-      --smtp "127.0.0.1:$SMTP_PORT_LOCAL" \
-      --listen "127.0.0.1:$MAILPIT_HTTP_PORT" \
-      --smtp-auth-accept-any \
-      --smtp-auth-allow-insecure \
-      --smtp-disable-rdns \
-      --database "$STACK_HOME/mailpit/mailpit.db" \
-      --max 100000 \
-      --disable-version-check \
-      </dev/null >>"$MAILPIT_LOG" 2>&1 & echo $! >"$MAILPIT_PID_FILE")
+    (
+      cd "$STACK_HOME/mailpit"
+      exec </dev/null >>"$MAILPIT_LOG" 2>&1
+      setsid nohup "$MAILPIT_BIN" \
+        --smtp "127.0.0.1:$SMTP_PORT_LOCAL" \
+        --listen "127.0.0.1:$MAILPIT_HTTP_PORT" \
+        --smtp-auth-accept-any \
+        --smtp-auth-allow-insecure \
+        --smtp-disable-rdns \
+        --database "$STACK_HOME/mailpit/mailpit.db" \
+        --max 100000 \
+        --disable-version-check &
+      echo $! >"$MAILPIT_PID_FILE"
+    )
   fi
   wait_for 30 "Mailpit SMTP port $SMTP_PORT_LOCAL" "$MAILPIT_LOG" port_open "$SMTP_PORT_LOCAL"
   wait_for 30 "Mailpit API on $MAILPIT_HTTP_PORT" "$MAILPIT_LOG" mailpit_api_ok
