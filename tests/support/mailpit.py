@@ -36,5 +36,16 @@ class Mailpit:
         found.raise_for_status()
         return list(found.json()["messages"])
 
+    async def search_all(self, query: str) -> list[dict[str, Any]]:
+        """Every summary matching a Mailpit search query (e.g. `cc:admin@x.example`), page by page."""
+        found: list[dict[str, Any]] = []
+        while True:
+            page = await self._http.get("/api/v1/search", params={"query": query, "limit": 500, "start": len(found)})
+            page.raise_for_status()
+            messages = page.json()["messages"]
+            found += messages
+            if len(messages) < 500:
+                return found
+
     async def close(self) -> None:
         await self._http.aclose()

@@ -1,29 +1,14 @@
-"""`audit serve`."""
+"""`audit serve`, `audit dlq list|replay`."""
 
 from __future__ import annotations
 
-import typer
-
+from audit.app import create_app, topology
 from audit.settings import Settings
-from service_runtime.logs import configure_logging
-from service_runtime.serve import run_http
+from service_runtime.serve import consumer_service_cli
 
-cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Audit: the client LOGS.")
-
-
-@cli.command()
-def serve() -> None:
-    """Consume job request events and serve the LOGS API (config from the environment)."""
-    from audit.app import create_app
-
-    settings = Settings()
-    configure_logging(service="audit", level=settings.log_level, json=settings.log_json)
-    run_http(create_app(settings), host=settings.http_host, port=settings.http_port)
-
-
-@cli.callback()
-def _root() -> None:
-    """Audit: the client LOGS."""
+cli = consumer_service_cli(
+    name="audit", summary="Audit: the client LOGS.", settings=Settings, create_app=create_app, topology=topology
+)
 
 
 def main() -> None:

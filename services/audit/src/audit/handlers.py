@@ -14,6 +14,7 @@ from service_runtime.humanize import day_and_time
 
 log = structlog.get_logger(__name__)
 
+CONSUMER = "audit.client_log"
 VERBS = {JobRequestSubmitted: "submitted", JobRequestScheduled: "scheduled", JobRequestCancelled: "cancelled"}
 
 
@@ -34,6 +35,7 @@ def log_entry(event: CloudEvent[JobRequestEvent], *, now: datetime) -> dict[str,
         summary += f" (reason: {data.reason})"
     return {
         "_id": str(event.id),
+        "dedupe_key": f"{CONSUMER}:{event.id}",
         "business_id": data.business.id,
         "client_id": data.client.id,
         "type": event.type,

@@ -13,7 +13,7 @@ Document = dict[str, Any]
 
 
 class ClientLogs:
-    """The LOGS of each client."""
+    """The LOGS of each client; one entry per (consumer, event): `dedupe_key` is unique."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._entries = db["client_log_entries"]
@@ -21,7 +21,10 @@ class ClientLogs:
     async def create_indexes(self) -> None:
         await ensure_indexes(
             self._entries,
-            [IndexModel([("business_id", ASCENDING), ("client_id", ASCENDING), ("occurred_at", DESCENDING)])],
+            [
+                IndexModel([("business_id", ASCENDING), ("client_id", ASCENDING), ("occurred_at", DESCENDING)]),
+                IndexModel([("dedupe_key", ASCENDING)], unique=True),
+            ],
         )
 
     async def add(self, entry: Document) -> bool:

@@ -21,8 +21,9 @@ from booking.settings import Settings
 from booking.store import Catalogue, JobRequests
 from service_runtime.amqp import ConfirmedPublisher, connect_amqp, declare_events_exchange
 from service_runtime.auth import TokenCodec
+from service_runtime.health import Connections, within
 from service_runtime.logs import configure_logging
-from service_runtime.mongo import connect_mongo, ping
+from service_runtime.mongo import connect_mongo
 from service_runtime.web import install_basics, install_error_table
 
 log = structlog.get_logger(__name__)
@@ -43,12 +44,15 @@ async def open_storage(
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the booking API; connections open in the lifespan, not here."""
     settings = settings or Settings()
-    state: dict[str, Any] = {}
+    connections = Connections()
+    relay_tasks: list[asyncio.Task[None]] = []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         mongo, catalogue, stream, projection = await open_storage(settings)
-        amqp = await connect_amqp(settings.amqp_url, name="booking")
+        connections.mongo = mongo
+        amqp = await connect_amqp(settings.amqp_url, name="booking", heartbeat=settings.amqp_heartbeat_seconds)
+        connections.amqp = amqp
         channel = await amqp.channel()
         await declare_events_exchange(channel)
         publisher = ConfirmedPublisher(amqp)
@@ -60,8 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sweep_seconds=settings.relay_sweep_seconds,
         )
         app.state.deps = Deps(catalogue=catalogue, stream=stream, projection=projection, wake_relay=relay.wake)
-        state.update(mongo=mongo, amqp=amqp)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        relay_tasks.append(relay_task)
         log.info("booking.started", port=settings.http_port)
         try:
             yield
@@ -69,21 +73,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             relay_task.cancel()
             with suppress(asyncio.CancelledError):
                 await relay_task
-            await publisher.close()
-            await amqp.close()
-            await mongo.close()
+            await within(publisher.close(), what="publisher.close")
+            await connections.close()
 
-    async def mongo_ready() -> bool:
-        return "mongo" in state and await ping(state["mongo"])
-
-    async def broker_ready() -> bool:
-        return "amqp" in state and not state["amqp"].is_closed
+    async def relay_running() -> bool:
+        return bool(relay_tasks) and not relay_tasks[0].done()
 
     app = FastAPI(title="booking", version="1.0.0", lifespan=lifespan)
     app.state.tokens = TokenCodec(settings.auth_secret.get_secret_value())
     install_error_table(app, ERROR_STATUS)
     install_basics(
-        app, max_body_bytes=settings.max_body_bytes, readiness={"mongodb": mongo_ready, "rabbitmq": broker_ready}
+        app,
+        max_body_bytes=settings.max_body_bytes,
+        readiness={
+            "mongodb": connections.mongo_ready,
+            "rabbitmq": connections.broker_ready,
+            "relay": relay_running,
+        },
     )
     app.include_router(portal.router)
     app.include_router(admin.router)

@@ -10,7 +10,7 @@ import typer
 from booking.settings import Settings
 from service_runtime.auth import Principal, TokenCodec
 from service_runtime.logs import configure_logging
-from service_runtime.serve import run_http
+from service_runtime.serve import serve_app
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Booking: the portal and admin API.")
 token_cli = typer.Typer(no_args_is_help=True, help="Print a bearer token.")
@@ -22,9 +22,7 @@ def serve() -> None:
     """Serve the API and run the outbox relay (config from the environment)."""
     from booking.app import create_app
 
-    settings = Settings()
-    configure_logging(service="booking", level=settings.log_level, json=settings.log_json)
-    run_http(create_app(settings), host=settings.http_host, port=settings.http_port)
+    serve_app("booking", Settings(), create_app)
 
 
 @cli.command("seed-demo")

@@ -37,7 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def wiring(
         app: FastAPI, db: AsyncDatabase[dict[str, Any]]
     ) -> tuple[Mapping[str, Handler], Callable[[], Awaitable[None]]]:
-        notices, sent = Notices(db), SentEmails(db)
+        notices = Notices(db)
+        sent = SentEmails(db, lease=timedelta(seconds=settings.email_claim_lease_seconds))
         await notices.create_indexes()
         await sent.create_indexes()
         app.state.notices = notices

@@ -20,6 +20,7 @@ from service_runtime.logs import redact
 log = structlog.get_logger(__name__)
 
 EMAIL_CONSUMER = "notifier.cancellation_email"
+NOTICE_CONSUMER = "notifier.home_notice"
 NOTICE_NAMESPACE = uuid.UUID("6f1c2f6e-6a53-4d39-9c0f-5f3f0e0f2a11")
 
 
@@ -36,6 +37,7 @@ def notice_for(event: CloudEvent[JobRequestCancelled], *, now: datetime) -> dict
     return {
         "_id": str(uuid.uuid5(NOTICE_NAMESPACE, str(event.id))),
         "event_id": str(event.id),
+        "dedupe_key": f"{NOTICE_CONSUMER}:{event.id}",
         "business_id": data.business.id,
         "kind": event.type,
         "title": f"{data.client.name} cancelled a job request",

@@ -20,6 +20,7 @@ class Settings(ServiceSettings):
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = 10.0
     smtp_connections: int = 4
+    email_claim_lease_seconds: float = 30.0
     mail_from: str = "Bookings <no-reply@booking.example>"
     queue: str = "notifier.job_request_events"
     retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)

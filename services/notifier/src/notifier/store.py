@@ -14,7 +14,7 @@ Document = dict[str, Any]
 
 
 class Notices:
-    """Notices on the admin's HOME screen; one per event (its id is derived from the event id)."""
+    """Notices on the admin's HOME screen; one per (consumer, event): `dedupe_key` is unique."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._notices = db["notices"]
@@ -24,7 +24,7 @@ class Notices:
             self._notices,
             [
                 IndexModel([("business_id", ASCENDING), ("created_at", DESCENDING)]),
-                IndexModel([("event_id", ASCENDING)], unique=True),
+                IndexModel([("dedupe_key", ASCENDING)], unique=True),
             ],
         )
 

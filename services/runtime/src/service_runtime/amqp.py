@@ -14,6 +14,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, Abstr
 from aio_pika.exceptions import AMQPConnectionError
 from aiormq.exceptions import DeliveryError
 from pamqp.commands import Basic
+from yarl import URL
 
 from booking_contracts import EXCHANGE
 
@@ -21,9 +22,15 @@ log = structlog.get_logger(__name__)
 
 
 @stamina.retry(on=(AMQPConnectionError, OSError, ConnectionError), attempts=None, timeout=60.0, wait_max=2.0)
-async def connect_amqp(url: str, *, name: str) -> AbstractRobustConnection:
-    """Connect with retries: a robust connection reconnects by itself, but not on its FIRST attempt."""
-    return await aio_pika.connect_robust(url, reconnect_interval=1, client_properties={"connection_name": name})
+async def connect_amqp(url: str, *, name: str, heartbeat: int = 15) -> AbstractRobustConnection:
+    """Connect with retries: a robust connection reconnects by itself, but not on its FIRST attempt.
+
+    The heartbeat (unless the URL sets one) bounds how long a stalled connection goes unnoticed.
+    """
+    parsed = URL(url)
+    if "heartbeat" not in parsed.query:
+        parsed = parsed.update_query(heartbeat=heartbeat)
+    return await aio_pika.connect_robust(parsed, reconnect_interval=1, client_properties={"connection_name": name})
 
 
 async def declare_events_exchange(channel: AbstractChannel) -> AbstractExchange:

@@ -13,11 +13,12 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
+from pymongo.errors import ConnectionFailure
 
 from booking_contracts import CloudEvent, JobRequestEvent, UnknownEventType, data_model_for
 from booking_contracts.envelope import version_of
-from service_runtime.amqp import ConfirmedPublisher, ConsumerTopology
-from service_runtime.errors import PermanentError
+from service_runtime.amqp import ConfirmedPublisher, ConsumerTopology, declare_consumer_topology
+from service_runtime.errors import PermanentError, Unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +34,11 @@ CONSUMED = Counter(
     ["messaging_destination_name", "outcome", "error_type"],
 )
 RETRIED = Counter("messaging_retried_messages", "Messages sent to a delayed retry.", ["messaging_destination_name"])
+DEFERRED = Counter(
+    "messaging_deferred_messages",
+    "Messages put back for later because a dependency is down.",
+    ["messaging_destination_name"],
+)
 DEAD_LETTERED = Counter(
     "messaging_dead_lettered_messages",
     "Messages parked in the dead-letter queue.",
@@ -98,13 +104,27 @@ class EventConsumer:
         self._idle.set()
 
     async def start(self) -> None:
-        """Start consuming (robust channels re-subscribe by themselves after a reconnect)."""
+        """Start consuming (robust channels re-subscribe by themselves after a reconnect or a broker cancel)."""
         self._tag = await self._queue.consume(self._on_message)
+
+    async def is_consuming(self) -> bool:
+        """True while the broker has our consumer on the work queue (false during a reconnect or after a cancel)."""
+        if self._tag is None or self._queue.channel.is_closed:
+            return False
+        try:
+            channel = await asyncio.wait_for(self._queue.channel.get_underlay_channel(), timeout=1.0)
+        except Exception:  # noqa: BLE001 - no live channel means not consuming
+            return False
+        return self._tag in channel.consumers  # type: ignore[attr-defined]
 
     async def stop(self, *, grace: float = 25.0) -> None:
         """Stop taking new messages, then wait (bounded) for the ones in hand to settle."""
         if self._tag is not None:
-            await self._queue.cancel(self._tag)
+            try:
+                # Bounded: while the broker is unreachable a robust channel would wait for it forever.
+                await asyncio.wait_for(self._queue.cancel(self._tag), timeout=5.0)
+            except Exception as exc:  # noqa: BLE001 - a dead channel delivers nothing more anyway
+                log.warning("consumer.cancel_failed", error=repr(exc))
             self._tag = None
         try:
             await asyncio.wait_for(self._idle.wait(), timeout=grace)
@@ -146,6 +166,10 @@ class EventConsumer:
             except PermanentError as exc:
                 await self._dead_letter(message, "permanent_error", str(exc))
                 CONSUMED.labels(name, "dead_lettered", type(exc).__name__).inc()
+            except (Unavailable, ConnectionFailure) as exc:
+                # Our own database is down: wait and try again without using up the message's attempts.
+                await self._defer(message, exc)
+                CONSUMED.labels(name, "deferred", type(exc).__name__).inc()
             except Exception as exc:  # noqa: BLE001 - anything else is worth a bounded, delayed retry
                 await self._retry(message, exc)
                 CONSUMED.labels(name, "retried", type(exc).__name__).inc()
@@ -168,6 +192,15 @@ class EventConsumer:
             await message.ack()
         else:
             # The wait queue did not take it: hand the message back to the broker (counts toward the delivery limit).
+            await message.reject(requeue=True)
+
+    async def _defer(self, message: AbstractIncomingMessage, exc: Exception) -> None:
+        log.warning("consumer.deferred", error=repr(exc))
+        copy = _copy(message, {})
+        if await self._publisher.publish("", self._topology.retry_queue(1), copy):
+            DEFERRED.labels(self._topology.queue).inc()
+            await message.ack()
+        else:
             await message.reject(requeue=True)
 
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str, detail: str) -> None:
@@ -208,8 +241,6 @@ async def open_consumer(
     prefetch: int,
 ) -> EventConsumer:
     """Declare the consumer's queues on a robust channel with `prefetch`, and start consuming."""
-    from service_runtime.amqp import declare_consumer_topology
-
     channel = await connection.channel()
     await channel.set_qos(prefetch_count=prefetch)
     queue = await declare_consumer_topology(channel, topology)

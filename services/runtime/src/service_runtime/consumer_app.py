@@ -12,9 +12,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from service_runtime.amqp import ConsumerTopology, connect_amqp
 from service_runtime.auth import TokenCodec
-from service_runtime.consumer import Handler, open_consumer
+from service_runtime.consumer import EventConsumer, Handler, open_consumer
 from service_runtime.errors import DomainError
-from service_runtime.mongo import connect_mongo, ping
+from service_runtime.health import Connections, within
+from service_runtime.mongo import connect_mongo
 from service_runtime.settings import ServiceSettings
 from service_runtime.web import install_basics, install_error_table
 
@@ -37,36 +38,41 @@ def create_consumer_app(
     error_table: Mapping[type[DomainError], int],
 ) -> FastAPI:
     """Build the app; on start it connects, wires the handlers and consumes; on SIGTERM it drains, then closes."""
-    state: dict[str, Any] = {}
+    connections = Connections()
+    consumers: list[EventConsumer] = []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         mongo = connect_mongo(settings.mongodb_url, app_name=name)
-        state["mongo"] = mongo
+        connections.mongo = mongo
         subscriptions, close = await wiring(app, mongo[database])
-        amqp = await connect_amqp(settings.amqp_url, name=name)
-        state["amqp"] = amqp
+        amqp = await connect_amqp(settings.amqp_url, name=name, heartbeat=settings.amqp_heartbeat_seconds)
+        connections.amqp = amqp
         consumer = await open_consumer(amqp, topology=topology, subscriptions=subscriptions, prefetch=settings.prefetch)
+        consumers.append(consumer)
         log.info(f"{name}.started", queue=topology.queue, subscriptions=sorted(subscriptions))
         try:
             yield
         finally:
             await consumer.stop()
-            await amqp.close()
-            await close()
-            await mongo.close()
+            await within(close(), what=f"{name}.close")
+            await connections.close()
 
-    async def mongo_ready() -> bool:
-        return "mongo" in state and await ping(state["mongo"])
-
-    async def broker_ready() -> bool:
-        return "amqp" in state and not state["amqp"].is_closed
+    async def consuming() -> bool:
+        return bool(consumers) and await consumers[0].is_consuming()
 
     app = FastAPI(title=name, version="1.0.0", lifespan=lifespan)
     app.state.tokens = TokenCodec(settings.auth_secret.get_secret_value())
+    app.state.topology = topology
     install_error_table(app, error_table)
     install_basics(
-        app, max_body_bytes=settings.max_body_bytes, readiness={"mongodb": mongo_ready, "rabbitmq": broker_ready}
+        app,
+        max_body_bytes=settings.max_body_bytes,
+        readiness={
+            "mongodb": connections.mongo_ready,
+            "rabbitmq": connections.broker_ready,
+            "consumer": consuming,
+        },
     )
     for router in routers:
         app.include_router(router)

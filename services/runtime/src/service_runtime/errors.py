@@ -29,5 +29,9 @@ class TransientError(Exception):
     """A dependency is down for now (SMTP, database): retry the message later."""
 
 
+class Unavailable(TransientError):
+    """The service's own database is unreachable: retry later without using up the message's attempts."""
+
+
 class PermanentError(Exception):
     """The message can never be processed: dead-letter it with this reason."""

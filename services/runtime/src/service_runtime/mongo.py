@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pymongo import AsyncMongoClient, IndexModel
@@ -22,10 +23,10 @@ def connect_mongo(url: str, *, app_name: str) -> AsyncMongoClient[dict[str, Any]
     )
 
 
-async def ping(client: AsyncMongoClient[dict[str, Any]]) -> bool:
-    """True when the server answers a ping."""
+async def ping(client: AsyncMongoClient[dict[str, Any]], *, timeout: float = 2.0) -> bool:
+    """True when the server answers a ping within `timeout` seconds."""
     try:
-        await client.admin.command("ping")
+        await asyncio.wait_for(client.admin.command("ping"), timeout)
     except Exception:  # noqa: BLE001 - any failure means not ready
         return False
     return True

@@ -1,9 +1,20 @@
-"""Run a service's ASGI app with uvicorn, our logging, and graceful shutdown on SIGTERM."""
+"""Running a service: uvicorn with our logging and graceful shutdown, and the CLI of a consuming service."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
+import typer
 import uvicorn
 from fastapi import FastAPI
+
+from service_runtime.amqp import ConsumerTopology
+from service_runtime.dlq import dlq_cli
+from service_runtime.logs import configure_logging
+from service_runtime.settings import ServiceSettings
+
+S = TypeVar("S", bound=ServiceSettings)
 
 
 def run_http(app: FastAPI, *, host: str, port: int) -> None:
@@ -12,3 +23,29 @@ def run_http(app: FastAPI, *, host: str, port: int) -> None:
         app, host=host, port=port, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=30
     )
     uvicorn.Server(config).run()
+
+
+def serve_app(name: str, settings: S, create_app: Callable[[S], FastAPI]) -> None:
+    """Configure logs, build the app from its settings, and serve it."""
+    configure_logging(service=name, level=settings.log_level, json=settings.log_json)
+    run_http(create_app(settings), host=settings.http_host, port=settings.http_port)
+
+
+def consumer_service_cli(
+    *,
+    name: str,
+    summary: str,
+    settings: Callable[[], S],
+    create_app: Callable[[S], FastAPI],
+    topology: Callable[[S], ConsumerTopology],
+) -> typer.Typer:
+    """`NAME serve` and `NAME dlq list|replay` for a consuming service."""
+    cli = typer.Typer(no_args_is_help=True, add_completion=False, help=summary)
+
+    @cli.command()
+    def serve() -> None:
+        """Consume events and serve the HTTP API (config from the environment)."""
+        serve_app(name, settings(), create_app)
+
+    cli.add_typer(dlq_cli(settings, topology), name="dlq")  # type: ignore[arg-type]
+    return cli

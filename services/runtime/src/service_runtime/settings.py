@@ -22,6 +22,7 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = Field(default=None, description="JSON logs; default: JSON unless a terminal.")
     prefetch: int = Field(default=200, ge=1, le=2000)
+    amqp_heartbeat_seconds: int = Field(default=15, ge=1, le=600)
     max_body_bytes: int = 64 * 1024
 
     @model_validator(mode="after")

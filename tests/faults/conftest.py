@@ -1,0 +1,137 @@
+"""Fault tests: each gets its own RabbitMQ virtual host and databases, so breaking things disturbs no other test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from audit.app import create_app as create_audit
+from audit.settings import Settings as AuditSettings
+from booking.app import create_app as create_booking
+from booking.settings import Settings as BookingSettings
+from notifier.app import create_app as create_notifier
+from notifier.settings import Settings as NotifierSettings
+from tests.support.apps import running
+from tests.support.catalogue import Business, seed_business
+from tests.support.ids import unique
+from tests.support.servers import Servers
+
+FAST_RETRIES = (300, 600, 1200)
+
+
+@dataclass
+class Vhost:
+    """A RabbitMQ virtual host of the test's own."""
+
+    name: str
+    amqp_url: str
+    management: httpx.AsyncClient
+
+    async def consumers(self, queue: str) -> int:
+        response = await self.management.get(f"/api/queues/{quote(self.name, safe='')}/{quote(queue, safe='')}")
+        return int(response.json().get("consumers", 0)) if response.status_code == 200 else -1
+
+    async def queue_exists(self, queue: str) -> bool:
+        response = await self.management.get(f"/api/queues/{quote(self.name, safe='')}/{quote(queue, safe='')}")
+        return response.status_code == 200
+
+    async def delete_queue(self, queue: str) -> None:
+        response = await self.management.delete(f"/api/queues/{quote(self.name, safe='')}/{quote(queue, safe='')}")
+        assert response.status_code in (200, 204), response.text
+
+
+@pytest.fixture
+async def vhost(servers: Servers) -> AsyncIterator[Vhost]:
+    name = unique("faults")
+    async with httpx.AsyncClient(base_url=servers.rabbitmq_management_url, auth=("guest", "guest"), timeout=10) as api:
+        (await api.put(f"/api/vhosts/{name}")).raise_for_status()
+        (
+            await api.put(f"/api/permissions/{name}/guest", json={"configure": ".*", "write": ".*", "read": ".*"})
+        ).raise_for_status()
+        base = servers.amqp_url.rstrip("/")
+        yield Vhost(name=name, amqp_url=f"{base}/{quote(name, safe='')}", management=api)
+        await api.delete(f"/api/vhosts/{name}")
+
+
+@dataclass
+class Stack:
+    """The three services in-process, each with its own settings; start them with `start`."""
+
+    servers: Servers
+    vhost: Vhost
+    run: str = field(default_factory=lambda: unique("f").replace("-", "_"))
+    exits: AsyncExitStack = field(default_factory=AsyncExitStack)
+    http: dict[str, httpx.AsyncClient] = field(default_factory=dict)
+    apps: dict[str, FastAPI] = field(default_factory=dict)
+
+    def booking_settings(self, **overrides: Any) -> BookingSettings:
+        values: dict[str, Any] = {
+            "amqp_url": self.vhost.amqp_url,
+            "mongodb_url": self.servers.mongodb_url,
+            "mongodb_database": f"booking_{self.run}",
+            "relay_sweep_seconds": 0.5,
+            "amqp_heartbeat_seconds": 2,
+            **overrides,
+        }
+        return BookingSettings(**values)
+
+    def notifier_settings(self, **overrides: Any) -> NotifierSettings:
+        values: dict[str, Any] = {
+            "amqp_url": self.vhost.amqp_url,
+            "mongodb_url": self.servers.mongodb_url,
+            "smtp_host": self.servers.smtp_host,
+            "smtp_port": self.servers.smtp_port,
+            "mongodb_database": f"notifier_{self.run}",
+            "retry_delays_ms": FAST_RETRIES,
+            "amqp_heartbeat_seconds": 2,
+            "email_claim_lease_seconds": 3,
+            **overrides,
+        }
+        return NotifierSettings(**values)
+
+    def audit_settings(self, **overrides: Any) -> AuditSettings:
+        values: dict[str, Any] = {
+            "amqp_url": self.vhost.amqp_url,
+            "mongodb_url": self.servers.mongodb_url,
+            "mongodb_database": f"audit_{self.run}",
+            "retry_delays_ms": FAST_RETRIES,
+            "amqp_heartbeat_seconds": 2,
+            **overrides,
+        }
+        return AuditSettings(**values)
+
+    async def start(self, name: str, app: FastAPI) -> httpx.AsyncClient:
+        self.apps[name] = app
+        self.http[name] = await self.exits.enter_async_context(running(app))
+        return self.http[name]
+
+    async def start_all(
+        self,
+        *,
+        booking: dict[str, Any] | None = None,
+        notifier: dict[str, Any] | None = None,
+        audit: dict[str, Any] | None = None,
+    ) -> Business:
+        """Consumers first (their queues must exist before booking publishes), then booking; seed a business."""
+        await self.start("notifier", create_notifier(self.notifier_settings(**(notifier or {}))))
+        await self.start("audit", create_audit(self.audit_settings(**(audit or {}))))
+        await self.start("booking", create_booking(self.booking_settings(**(booking or {}))))
+        return await self.seed()
+
+    async def seed(self) -> Business:
+        app = self.apps["booking"]
+        return await seed_business(app.state.deps, app.state.tokens)
+
+
+@pytest.fixture
+async def stack(servers: Servers, vhost: Vhost) -> AsyncIterator[Stack]:
+    s = Stack(servers=servers, vhost=vhost)
+    async with s.exits:
+        yield s
