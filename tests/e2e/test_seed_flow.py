@@ -78,6 +78,8 @@ def processes(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Ite
         for name, proc in procs.items():
             assert codes[name] in (0, -signal.SIGTERM), f"{name} did not stop on SIGTERM:\n{proc.tail()}"
             assert "Application shutdown complete" in proc.tail(), f"{name} did not shut down gracefully"
+            if name != "booking":  # consumers stop taking messages as soon as SIGTERM arrives
+                assert '"consumer.cancelled"' in proc.tail(60), f"{name} did not cancel its consumer on SIGTERM"
 
 
 @pytest.fixture(scope="module")

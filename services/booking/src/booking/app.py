@@ -20,7 +20,6 @@ from booking.relay import OutboxRelay
 from booking.settings import Settings
 from booking.store import Catalogue, JobRequests
 from service_runtime.amqp import ConfirmedPublisher, connect_amqp, declare_events_exchange
-from service_runtime.auth import TokenCodec
 from service_runtime.health import Connections, within
 from service_runtime.logs import configure_logging
 from service_runtime.mongo import connect_mongo
@@ -80,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return bool(relay_tasks) and not relay_tasks[0].done()
 
     app = FastAPI(title="booking", version="1.0.0", lifespan=lifespan)
-    app.state.tokens = TokenCodec(settings.auth_secret.get_secret_value())
+    app.state.tokens = settings.token_codec()
     install_error_table(app, ERROR_STATUS)
     install_basics(
         app,

@@ -8,7 +8,7 @@ import json
 import typer
 
 from booking.settings import Settings
-from service_runtime.auth import Principal, TokenCodec
+from service_runtime.auth import Principal
 from service_runtime.logs import configure_logging
 from service_runtime.serve import serve_app
 
@@ -39,7 +39,7 @@ def seed_demo() -> None:
         mongo, catalogue, stream, projection = await open_storage(settings)
         try:
             deps = Deps(catalogue=catalogue, stream=stream, projection=projection, wake_relay=lambda: None)
-            return await run_seed(deps=deps, tokens=TokenCodec(settings.auth_secret.get_secret_value()))
+            return await run_seed(deps=deps, tokens=settings.token_codec())
         finally:
             await mongo.close()
 
@@ -50,7 +50,7 @@ def seed_demo() -> None:
 def admin_token(business_id: str = typer.Option("demo-business", help="The business the admin runs.")) -> None:
     """Print an admin token for a business."""
     settings = Settings()
-    typer.echo(TokenCodec(settings.auth_secret.get_secret_value()).issue(Principal("admin", "demo-admin", business_id)))
+    typer.echo(settings.token_codec().issue(Principal("admin", "demo-admin", business_id)))
 
 
 @token_cli.command("client")
@@ -59,7 +59,7 @@ def client_token(
 ) -> None:
     """Print a client token bound to CLIENT_ID."""
     settings = Settings()
-    typer.echo(TokenCodec(settings.auth_secret.get_secret_value()).issue(Principal("client", client_id, business_id)))
+    typer.echo(settings.token_codec().issue(Principal("client", client_id, business_id)))
 
 
 def main() -> None:

@@ -26,10 +26,11 @@ class Principal:
 
 
 class TokenCodec:
-    """Issues and verifies bearer tokens with one secret."""
+    """Issues tokens with the current secret; verifies with it or, during a rotation, with the previous one."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, *, previous: str | None = None) -> None:
         self._secret = secret
+        self._verifying = [secret] if not previous else [secret, previous]
 
     def issue(self, principal: Principal, *, ttl: timedelta | None = None, now: datetime | None = None) -> str:
         """Return a signed token for the principal, expiring after ttl."""
@@ -47,9 +48,15 @@ class TokenCodec:
 
     def verify(self, token: str) -> Principal:
         """Return the token's principal, or raise jwt.InvalidTokenError."""
-        claims = jwt.decode(
-            token, self._secret, algorithms=[ALGORITHM], issuer=ISSUER, options={"require": ["exp", "sub", "iss"]}
-        )
+        for secret in self._verifying:
+            try:
+                claims = jwt.decode(
+                    token, secret, algorithms=[ALGORITHM], issuer=ISSUER, options={"require": ["exp", "sub", "iss"]}
+                )
+                break
+            except jwt.InvalidSignatureError:
+                if secret is self._verifying[-1]:
+                    raise
         role = claims.get("role")
         if role not in ("client", "admin") or not isinstance(claims.get("bid"), str):
             raise jwt.InvalidTokenError("token has no valid role or business")

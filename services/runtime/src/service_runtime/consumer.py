@@ -117,15 +117,21 @@ class EventConsumer:
             return False
         return self._tag in channel.consumers  # type: ignore[attr-defined]
 
+    async def cancel(self) -> None:
+        """Stop taking new messages (the broker requeues what it has not delivered yet)."""
+        if self._tag is None:
+            return
+        tag, self._tag = self._tag, None
+        try:
+            # Bounded: while the broker is unreachable a robust channel would wait for it forever.
+            await asyncio.wait_for(self._queue.cancel(tag), timeout=5.0)
+            log.info("consumer.cancelled", queue=self._topology.queue, in_flight=len(self._in_flight))
+        except Exception as exc:  # noqa: BLE001 - a dead channel delivers nothing more anyway
+            log.warning("consumer.cancel_failed", error=repr(exc))
+
     async def stop(self, *, grace: float = 25.0) -> None:
         """Stop taking new messages, then wait (bounded) for the ones in hand to settle."""
-        if self._tag is not None:
-            try:
-                # Bounded: while the broker is unreachable a robust channel would wait for it forever.
-                await asyncio.wait_for(self._queue.cancel(self._tag), timeout=5.0)
-            except Exception as exc:  # noqa: BLE001 - a dead channel delivers nothing more anyway
-                log.warning("consumer.cancel_failed", error=repr(exc))
-            self._tag = None
+        await self.cancel()
         try:
             await asyncio.wait_for(self._idle.wait(), timeout=grace)
         except TimeoutError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,7 +12,6 @@ from fastapi import APIRouter, FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 
 from service_runtime.amqp import ConsumerTopology, connect_amqp
-from service_runtime.auth import TokenCodec
 from service_runtime.consumer import EventConsumer, Handler, open_consumer
 from service_runtime.errors import DomainError
 from service_runtime.health import Connections, within
@@ -50,6 +50,9 @@ def create_consumer_app(
         connections.amqp = amqp
         consumer = await open_consumer(amqp, topology=topology, subscriptions=subscriptions, prefetch=settings.prefetch)
         consumers.append(consumer)
+        # On SIGTERM, stop taking messages at once; in-flight ones finish before the lifespan closes anything.
+        app.state.loop = asyncio.get_running_loop()
+        app.state.on_exit_signal = [consumer.cancel]
         log.info(f"{name}.started", queue=topology.queue, subscriptions=sorted(subscriptions))
         try:
             yield
@@ -62,7 +65,7 @@ def create_consumer_app(
         return bool(consumers) and await consumers[0].is_consuming()
 
     app = FastAPI(title=name, version="1.0.0", lifespan=lifespan)
-    app.state.tokens = TokenCodec(settings.auth_secret.get_secret_value())
+    app.state.tokens = settings.token_codec()
     app.state.topology = topology
     install_error_table(app, error_table)
     install_basics(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import TypeVar
 
 import typer
@@ -17,12 +19,37 @@ from service_runtime.settings import ServiceSettings
 S = TypeVar("S", bound=ServiceSettings)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn that also runs the app's `on_exit_signal` hooks at once (e.g. stop consuming), before it drains HTTP."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        loop: asyncio.AbstractEventLoop | None = getattr(self._app.state, "loop", None)
+        hooks: list[Callable[[], Awaitable[None]]] = getattr(self._app.state, "on_exit_signal", [])
+        if not self.should_exit and loop is not None:
+            for hook in hooks:
+                loop.call_soon_threadsafe(_start, loop, hook)
+        super().handle_exit(sig, frame)
+
+
+_hook_tasks: set[asyncio.Task[None]] = set()
+
+
+def _start(loop: asyncio.AbstractEventLoop, hook: Callable[[], Awaitable[None]]) -> None:
+    task: asyncio.Task[None] = loop.create_task(hook())  # type: ignore[arg-type]
+    _hook_tasks.add(task)
+    task.add_done_callback(_hook_tasks.discard)
+
+
 def run_http(app: FastAPI, *, host: str, port: int) -> None:
     """Serve until SIGINT/SIGTERM; the app's lifespan stops consumers and closes clients on the way out."""
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=30
     )
-    uvicorn.Server(config).run()
+    _Server(config, app).run()
 
 
 def serve_app(name: str, settings: S, create_app: Callable[[S], FastAPI]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service_runtime.auth import TokenCodec
+
 LOCAL_SECRET = "local-development-secret-change-me-0123456789"  # noqa: S105 - refused outside local mode
 
 
@@ -17,6 +19,9 @@ class ServiceSettings(BaseSettings):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     mongodb_url: str = "mongodb://127.0.0.1:27017/"
     auth_secret: SecretStr = SecretStr(LOCAL_SECRET)
+    auth_secret_previous: SecretStr | None = Field(
+        default=None, description="Verify-only secret during a rotation: tokens signed with it stay valid."
+    )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: str = "INFO"
@@ -31,3 +36,8 @@ class ServiceSettings(BaseSettings):
         if self.environment not in {"local", "test"} and (secret == LOCAL_SECRET or len(secret) < 32):
             raise ValueError("AUTH_SECRET must be set to a strong secret (32+ characters) outside local mode")
         return self
+
+    def token_codec(self) -> TokenCodec:
+        """The token codec of these settings (current secret, and the previous one while rotating)."""
+        previous = self.auth_secret_previous.get_secret_value() if self.auth_secret_previous else None
+        return TokenCodec(self.auth_secret.get_secret_value(), previous=previous)
