@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -34,20 +35,43 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, *, ready_timeout: float = 30.0) -> None:
+    def _spawn(self) -> None:
         env = {**os.environ, **self.env, "HTTP_PORT": str(self.port), "LOG_JSON": "true"}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen([sys.executable, "-m", self.name, "serve"], env=env, stdout=log, stderr=log)
+
+    def _check_alive(self) -> None:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited at start:\n{self.tail()}")
+
+    def start(self, *, ready_timeout: float = 30.0) -> None:
+        """Start and wait (blocking) until /readyz answers 200."""
+        self._spawn()
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited at start:\n{self.tail()}")
+            self._check_alive()
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready within {ready_timeout}s:\n{self.tail()}")
+
+    async def start_async(self, *, ready_timeout: float = 30.0) -> None:
+        """Start and wait until /readyz answers 200, without blocking the event loop (proxies run on it)."""
+        self._spawn()
+        deadline = time.monotonic() + ready_timeout
+        async with httpx.AsyncClient(timeout=1) as http:
+            while time.monotonic() < deadline:
+                self._check_alive()
+                try:
+                    if (await http.get(f"{self.url}/readyz")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready within {ready_timeout}s:\n{self.tail()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:

@@ -13,7 +13,7 @@ import structlog
 from booking_contracts import CloudEvent, JobRequestCancelled
 from notifier.emails import cancellation_email
 from notifier.store import Notices, SentEmails
-from service_runtime.errors import TransientError
+from service_runtime.errors import Unavailable
 from service_runtime.humanize import day_and_time, instant
 from service_runtime.logs import redact
 
@@ -74,7 +74,7 @@ async def on_job_request_cancelled(
     if claim == "sent":
         return
     if claim == "busy":
-        raise TransientError("another delivery of this event is sending its email")
+        raise Unavailable("another delivery of this event is sending its email")
     message = cancellation_email(event, sender=sender)
     try:
         await mailer.send(message)

@@ -30,7 +30,8 @@ class TransientError(Exception):
 
 
 class Unavailable(TransientError):
-    """The service's own database is unreachable: retry later without using up the message's attempts."""
+    """Not a failure of this message (own database unreachable, another delivery busy with it): retry later
+    without using up its attempts."""
 
 
 class PermanentError(Exception):
