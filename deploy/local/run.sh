@@ -51,6 +51,9 @@ ann = demo["clients"][0]
 print(f"""
 The platform is running (logs: make logs; stop: make stop).
 
+  Client portal (as {ann['name']}):  http://127.0.0.1:8001/portal/#token={ann['token']}
+  Admin HOME:                  http://127.0.0.1:8001/admin/#token={demo['admin_token']}
+
   booking   http://127.0.0.1:8001/docs    portal + admin API
   notifier  http://127.0.0.1:8002/docs    HOME notices API
   audit     http://127.0.0.1:8003/docs    client LOGS API
