@@ -224,10 +224,11 @@ def _int_header(message: AbstractIncomingMessage, name: str) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _copy(message: AbstractIncomingMessage, extra_headers: dict[str, Any]) -> aio_pika.Message:
+def copy_message(message: AbstractIncomingMessage, *, headers: dict[str, Any]) -> aio_pika.Message:
+    """A persistent copy of a delivered message with the given headers (to retry, park or replay it)."""
     return aio_pika.Message(
         message.body,
-        headers={**(message.headers or {}), **extra_headers},
+        headers=headers,
         content_type=message.content_type,
         content_encoding=message.content_encoding,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
@@ -237,6 +238,10 @@ def _copy(message: AbstractIncomingMessage, extra_headers: dict[str, Any]) -> ai
         type=message.type,
         app_id=message.app_id,
     )
+
+
+def _copy(message: AbstractIncomingMessage, extra_headers: dict[str, Any]) -> aio_pika.Message:
+    return copy_message(message, headers={**(message.headers or {}), **extra_headers})
 
 
 async def open_consumer(

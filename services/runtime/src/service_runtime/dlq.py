@@ -7,12 +7,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import aio_pika
 import typer
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from service_runtime.amqp import ConfirmedPublisher, ConsumerTopology, connect_amqp, declare_consumer_topology
-from service_runtime.consumer import ATTEMPT_HEADER, REASON_HEADER
+from service_runtime.consumer import ATTEMPT_HEADER, REASON_HEADER, copy_message
 from service_runtime.settings import ServiceSettings
 
 
@@ -65,17 +64,7 @@ async def replay_dead_letters(
                 skipped.append(message)
                 continue
             headers = {k: v for k, v in (message.headers or {}).items() if k not in (ATTEMPT_HEADER, REASON_HEADER)}
-            copy = aio_pika.Message(
-                message.body,
-                headers=headers,
-                content_type=message.content_type,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                correlation_id=message.correlation_id,
-                message_id=message.message_id,
-                timestamp=message.timestamp,
-                type=message.type,
-                app_id=message.app_id,
-            )
+            copy = copy_message(message, headers=headers)
             if await publisher.publish("", topology.queue, copy):
                 await message.ack()
                 replayed += 1
