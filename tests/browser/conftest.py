@@ -16,14 +16,10 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, async_playwright
 
-from audit.app import topology as audit_topology
-from audit.settings import Settings as AuditSettings
-from notifier.app import topology as notifier_topology
-from notifier.settings import Settings as NotifierSettings
-from tests.support.apps import delete_topology
 from tests.support.ids import unique
 from tests.support.processes import ServiceProcess
 from tests.support.servers import Servers
+from tests.support.vhosts import own_vhost
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -69,49 +65,45 @@ class Stack:
 def processes(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     logs = tmp_path_factory.mktemp("browser-logs")
     run = unique("browser").replace("-", "_")
-    common = {
-        "AMQP_URL": servers.amqp_url,
-        "MONGODB_URL": servers.mongodb_url,
-        "SMTP_HOST": servers.smtp_host,
-        "SMTP_PORT": str(servers.smtp_port),
-        "AUTH_SECRET": AUTH_SECRET,
-    }
-    procs = {
-        name: ServiceProcess(name, {**common, "MONGODB_DATABASE": f"{name}_{run}"}, logs / f"{name}.log")
-        for name in ("booking", "notifier", "audit")
-    }
-    booking, notifier, audit = procs["booking"], procs["notifier"], procs["audit"]
-    # The admin pages (served by booking) call notifier and audit: each allows booking's origin only.
-    booking.env.update(NOTIFIER_URL=notifier.url, AUDIT_URL=audit.url, RELAY_SWEEP_SECONDS="1")
-    # Short streams, so that the tests also go through the page's reconnect with Last-Event-ID.
-    notifier.env.update(CORS_ORIGINS=booking.url, QUEUE=f"notifier.{run}", NOTICE_STREAM_SECONDS="3")
-    audit.env.update(CORS_ORIGINS=booking.url, QUEUE=f"audit.{run}")
-    try:
-        for proc in procs.values():
-            proc.start()
-        seeded = subprocess.run(
-            [sys.executable, "-m", "booking", "seed-demo"],
-            env={**os.environ, **booking.env},
-            capture_output=True,
-            timeout=60,
-        )
-        assert seeded.returncode == 0, seeded.stderr.decode()
-        yield {"procs": procs, "seed": json.loads(seeded.stdout)}
-    finally:
-        for proc in procs.values():
-            proc.stop()
+    with own_vhost(servers, "browser") as (_, amqp_url):
+        common = {
+            "AMQP_URL": amqp_url,
+            "MONGODB_URL": servers.mongodb_url,
+            "SMTP_HOST": servers.smtp_host,
+            "SMTP_PORT": str(servers.smtp_port),
+            "AUTH_SECRET": AUTH_SECRET,
+        }
+        procs = {
+            name: ServiceProcess(name, {**common, "MONGODB_DATABASE": f"{name}_{run}"}, logs / f"{name}.log")
+            for name in ("booking", "notifier", "audit")
+        }
+        booking, notifier, audit = procs["booking"], procs["notifier"], procs["audit"]
+        # The admin pages (served by booking) call notifier and audit: each allows booking's origin only.
+        booking.env.update(NOTIFIER_URL=notifier.url, AUDIT_URL=audit.url, RELAY_SWEEP_SECONDS="1")
+        # Short streams, so that the tests also go through the page's reconnect with Last-Event-ID.
+        notifier.env.update(CORS_ORIGINS=booking.url, QUEUE=f"notifier.{run}", NOTICE_STREAM_SECONDS="3")
+        audit.env.update(CORS_ORIGINS=booking.url, QUEUE=f"audit.{run}")
+        try:
+            for proc in procs.values():
+                proc.start()
+            seeded = subprocess.run(
+                [sys.executable, "-m", "booking", "seed-demo"],
+                env={**os.environ, **booking.env},
+                capture_output=True,
+                timeout=60,
+            )
+            assert seeded.returncode == 0, seeded.stderr.decode()
+            yield {"procs": procs, "seed": json.loads(seeded.stdout)}
+        finally:
+            for proc in procs.values():
+                proc.stop()
 
 
 @pytest.fixture(scope="session")
-async def stack(processes: dict[str, Any], amqp: Any) -> AsyncIterator[Stack]:
+async def stack(processes: dict[str, Any]) -> AsyncIterator[Stack]:
     procs = processes["procs"]
     async with httpx.AsyncClient(timeout=10) as http:
         yield Stack(procs["booking"], procs["notifier"], procs["audit"], processes["seed"], http)
-    for topology in (
-        notifier_topology(NotifierSettings(queue=procs["notifier"].env["QUEUE"])),
-        audit_topology(AuditSettings(queue=procs["audit"].env["QUEUE"])),
-    ):
-        await delete_topology(amqp, topology)
 
 
 @pytest.fixture(scope="session")

@@ -16,15 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from audit.app import topology as audit_topology
-from audit.settings import Settings as AuditSettings
-from notifier.app import topology as notifier_topology
-from notifier.settings import Settings as NotifierSettings
-from tests.support.apps import delete_topology
 from tests.support.ids import unique
 from tests.support.mailpit import Mailpit
 from tests.support.processes import ServiceProcess
 from tests.support.servers import Servers
+from tests.support.vhosts import own_vhost
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -48,42 +44,43 @@ class Platform:
 def processes(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     logs = tmp_path_factory.mktemp("logs")
     run = unique("e2e").replace("-", "_")
-    common = {
-        "AMQP_URL": servers.amqp_url,
-        "MONGODB_URL": servers.mongodb_url,
-        "SMTP_HOST": servers.smtp_host,
-        "SMTP_PORT": str(servers.smtp_port),
-        "AUTH_SECRET": "e2e-secret-" + "x" * 32,
-    }
-    envs = {
-        "booking": {**common, "MONGODB_DATABASE": f"booking_{run}", "RELAY_SWEEP_SECONDS": "1"},
-        "notifier": {**common, "MONGODB_DATABASE": f"notifier_{run}", "QUEUE": f"notifier.{run}"},
-        "audit": {**common, "MONGODB_DATABASE": f"audit_{run}", "QUEUE": f"audit.{run}"},
-    }
-    procs = {name: ServiceProcess(name, env, logs / f"{name}.log") for name, env in envs.items()}
-    try:
-        for proc in procs.values():
-            proc.start()
-        seeded = subprocess.run(
-            [sys.executable, "-m", "booking", "seed-demo"],
-            env={**os.environ, **envs["booking"]},
-            capture_output=True,
-            timeout=60,
-        )
-        assert seeded.returncode == 0, seeded.stderr.decode()
-        yield {"procs": procs, "seed": json.loads(seeded.stdout), "envs": envs}
-    finally:
-        # uvicorn re-raises SIGTERM after its graceful shutdown, so the exit code is -15 then.
-        codes = {name: proc.stop() for name, proc in procs.items()}
-        for name, proc in procs.items():
-            assert codes[name] in (0, -signal.SIGTERM), f"{name} did not stop on SIGTERM:\n{proc.tail()}"
-            assert "Application shutdown complete" in proc.tail(), f"{name} did not shut down gracefully"
-            if name != "booking":  # consumers stop taking messages as soon as SIGTERM arrives
-                assert '"consumer.cancelled"' in proc.tail(60), f"{name} did not cancel its consumer on SIGTERM"
+    with own_vhost(servers, "e2e") as (_, amqp_url):
+        common = {
+            "AMQP_URL": amqp_url,
+            "MONGODB_URL": servers.mongodb_url,
+            "SMTP_HOST": servers.smtp_host,
+            "SMTP_PORT": str(servers.smtp_port),
+            "AUTH_SECRET": "e2e-secret-" + "x" * 32,
+        }
+        envs = {
+            "booking": {**common, "MONGODB_DATABASE": f"booking_{run}", "RELAY_SWEEP_SECONDS": "1"},
+            "notifier": {**common, "MONGODB_DATABASE": f"notifier_{run}"},
+            "audit": {**common, "MONGODB_DATABASE": f"audit_{run}"},
+        }
+        procs = {name: ServiceProcess(name, env, logs / f"{name}.log") for name, env in envs.items()}
+        try:
+            for proc in procs.values():
+                proc.start()
+            seeded = subprocess.run(
+                [sys.executable, "-m", "booking", "seed-demo"],
+                env={**os.environ, **envs["booking"]},
+                capture_output=True,
+                timeout=60,
+            )
+            assert seeded.returncode == 0, seeded.stderr.decode()
+            yield {"procs": procs, "seed": json.loads(seeded.stdout), "envs": envs}
+        finally:
+            # uvicorn re-raises SIGTERM after its graceful shutdown, so the exit code is -15 then.
+            codes = {name: proc.stop() for name, proc in procs.items()}
+            for name, proc in procs.items():
+                assert codes[name] in (0, -signal.SIGTERM), f"{name} did not stop on SIGTERM:\n{proc.tail()}"
+                assert "Application shutdown complete" in proc.tail(), f"{name} did not shut down gracefully"
+                if name != "booking":  # consumers stop taking messages as soon as SIGTERM arrives
+                    assert '"consumer.cancelled"' in proc.tail(60), f"{name} did not cancel its consumer on SIGTERM"
 
 
 @pytest.fixture(scope="module")
-async def platform(processes: dict[str, Any], amqp: Any) -> AsyncIterator[Platform]:
+async def platform(processes: dict[str, Any]) -> AsyncIterator[Platform]:
     procs = processes["procs"]
     async with (
         httpx.AsyncClient(base_url=procs["booking"].url, timeout=10) as booking,
@@ -91,9 +88,6 @@ async def platform(processes: dict[str, Any], amqp: Any) -> AsyncIterator[Platfo
         httpx.AsyncClient(base_url=procs["audit"].url, timeout=10) as audit,
     ):
         yield Platform(booking, notifier, audit, processes["seed"])
-    envs = processes["envs"]
-    await delete_topology(amqp, notifier_topology(NotifierSettings(queue=envs["notifier"]["QUEUE"])))
-    await delete_topology(amqp, audit_topology(AuditSettings(queue=envs["audit"]["QUEUE"])))
 
 
 async def test_a_client_cancels_a_job_request_and_everyone_hears_about_it(platform: Platform, mailpit: Mailpit) -> None:

@@ -22,6 +22,7 @@ from tests.support.apps import running
 from tests.support.catalogue import Business, seed_business
 from tests.support.ids import unique
 from tests.support.servers import Servers
+from tests.support.vhosts import own_vhost
 
 FAST_RETRIES = (300, 600, 1200)
 
@@ -49,15 +50,11 @@ class Vhost:
 
 @pytest.fixture
 async def vhost(servers: Servers) -> AsyncIterator[Vhost]:
-    name = unique("faults")
-    async with httpx.AsyncClient(base_url=servers.rabbitmq_management_url, auth=("guest", "guest"), timeout=10) as api:
-        (await api.put(f"/api/vhosts/{name}")).raise_for_status()
-        (
-            await api.put(f"/api/permissions/{name}/guest", json={"configure": ".*", "write": ".*", "read": ".*"})
-        ).raise_for_status()
-        base = servers.amqp_url.rstrip("/")
-        yield Vhost(name=name, amqp_url=f"{base}/{quote(name, safe='')}", management=api)
-        await api.delete(f"/api/vhosts/{name}")
+    with own_vhost(servers, "faults") as (name, amqp_url):
+        async with httpx.AsyncClient(
+            base_url=servers.rabbitmq_management_url, auth=("guest", "guest"), timeout=10
+        ) as api:
+            yield Vhost(name=name, amqp_url=amqp_url, management=api)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -86,8 +87,12 @@ class SmtpMailer:
         self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
         self._slots = asyncio.Semaphore(connections)
 
-    async def send(self, message: EmailMessage) -> None:
-        """Send one message; return once the server answered 250 for it."""
+    async def send(self, message: EmailMessage, *, on_accepted: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Send one message; `on_accepted` runs right after the server's 250, while the connection slot is held.
+
+        Holding the slot while the caller records the send keeps the window in which a crash resends an email
+        to at most one message per connection.
+        """
         async with self._slots:
             smtp = self._idle.get_nowait() if not self._idle.empty() else None
             try:
@@ -105,6 +110,8 @@ class SmtpMailer:
                 await _drop(smtp)
                 raise TransientError(f"SMTP unavailable: {exc!r}") from exc
             self._idle.put_nowait(smtp)
+            if on_accepted is not None:
+                await on_accepted()
 
     async def close(self) -> None:
         """Quit every idle connection."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any, Protocol
@@ -25,7 +25,9 @@ NOTICE_NAMESPACE = uuid.UUID("6f1c2f6e-6a53-4d39-9c0f-5f3f0e0f2a11")
 
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None: ...
+    async def send(
+        self, message: EmailMessage, *, on_accepted: Callable[[], Awaitable[None]] | None = None
+    ) -> None: ...
 
 
 def notice_for(event: CloudEvent[JobRequestCancelled], *, now: datetime) -> dict[str, Any]:
@@ -76,11 +78,18 @@ async def on_job_request_cancelled(
     if claim == "busy":
         raise Unavailable("another delivery of this event is sending its email")
     message = cancellation_email(event, sender=sender)
+    accepted = False
+
+    async def record() -> None:
+        # Right after the 250: a crash before this write is the one window that resends (same Message-ID).
+        nonlocal accepted
+        accepted = True
+        await sent.mark_sent(key, message_id=str(message["Message-ID"]), at=clock())
+
     try:
-        await mailer.send(message)
+        await mailer.send(message, on_accepted=record)
     except BaseException:
-        await sent.release(key)
+        if not accepted:  # not sent: give the claim back so that the retry may send at once
+            await sent.release(key)
         raise
-    # Recorded right after the 250: a crash in between is the one window that resends (same Message-ID).
-    await sent.mark_sent(key, message_id=str(message["Message-ID"]), at=clock())
     log.info("email.sent", to=redact(event.data.client.email), cc=redact(event.data.business.admin_email))
