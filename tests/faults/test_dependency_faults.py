@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 
 from service_runtime.amqp import connect_amqp
-from service_runtime.dlq import list_dead_letters, replay_dead_letters
+from service_runtime.dlq import list_dead_letters
 from tests.faults.conftest import FAST_RETRIES, Stack
 from tests.support.apps import publish_event
 from tests.support.catalogue import submit_and_cancel
@@ -76,8 +78,17 @@ async def test_after_its_last_attempt_an_email_is_dead_lettered_counted_and_repl
             effects = await _counted(stack, mongo, mailpit, business.admin_email)
             assert (effects.emails[event_id], effects.notices[event_id], effects.logs[event_id]) == (0, 1, 1)
 
+            # The operator's view: `notifier dlq list` prints the parked message, and leaves it parked.
+            listed = await _cli(
+                "notifier", "dlq", "list", env={"AMQP_URL": stack.vhost.amqp_url, "QUEUE": topology.queue}
+            )
+            assert [json.loads(line)["message_id"] for line in listed.splitlines()] == [event_id]
+
             proxy.heal()
-            assert await replay_dead_letters(connection, topology, limit=10) == 1
+            replayed = await _cli(
+                "notifier", "dlq", "replay", env={"AMQP_URL": stack.vhost.amqp_url, "QUEUE": topology.queue}
+            )
+            assert json.loads(replayed) == {"replayed": 1}
             await eventually(lambda: _has(stack, mongo, mailpit, business.admin_email, "emails", event_id), timeout=15)
             assert await list_dead_letters(connection, topology, limit=10) == []
             effects = await _counted(stack, mongo, mailpit, business.admin_email)
@@ -243,3 +254,18 @@ async def _queues_empty(stack: Stack) -> bool:
             if response.status_code == 200 and response.json().get("messages", 0) != 0:
                 return False
     return True
+
+
+async def _cli(*args: str, env: dict[str, str]) -> str:
+    """Run a service's command line as an operator would, and return what it printed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        *args,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
