@@ -18,6 +18,8 @@ class Servers:
     smtp_port: int
     mailpit_url: str
     rabbitmq_management_url: str
+    amqp_base_url: str = ""
+    """The broker's URL without a virtual host (`amqp_url` may name the test session's own vhost)."""
 
 
 LOCAL = Servers(

@@ -22,6 +22,7 @@ def own_vhost(servers: Servers, prefix: str) -> Iterator[tuple[str, str]]:
             f"/api/permissions/{name}/guest", json={"configure": ".*", "write": ".*", "read": ".*"}
         ).raise_for_status()
         try:
-            yield name, f"{servers.amqp_url.rstrip('/')}/{quote(name, safe='')}"
+            base = servers.amqp_base_url or servers.amqp_url
+            yield name, f"{base.rstrip('/')}/{quote(name, safe='')}"
         finally:
             api.delete(f"/api/vhosts/{name}")
