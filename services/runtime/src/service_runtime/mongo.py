@@ -12,12 +12,17 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 DUPLICATE_KEY = 11000
 
 
-def connect_mongo(url: str, *, app_name: str) -> AsyncMongoClient[dict[str, Any]]:
-    """Build a client (lazy: connects on first use); datetimes come back timezone-aware UTC."""
+def connect_mongo(url: str, *, app_name: str, max_pool_size: int = 20) -> AsyncMongoClient[dict[str, Any]]:
+    """Build a client (lazy: connects on first use); datetimes come back timezone-aware UTC.
+
+    The pool bounds how many commands one process runs at once: FerretDB v1 can deadlock when the commands of
+    all clients together outgrow its PostgreSQL pool (50 by default).
+    """
     return AsyncMongoClient(
         url,
         tz_aware=True,
         appname=app_name,
+        maxPoolSize=max_pool_size,
         serverSelectionTimeoutMS=5000,
         connectTimeoutMS=3000,
     )
