@@ -20,6 +20,11 @@ class VersionConflict(Exception):
     """Another writer stored this version first: re-read and decide again."""
 
 
+# `relay_pending` (True until the broker confirms) is what the relay queries: FerretDB v1 pushes an equality on a
+# boolean down to PostgreSQL, but not `published_at: null`, which made every relay pass read the whole history.
+PENDING = {"relay_pending": True}
+
+
 class EventStream:
     """Stored events of all job requests. Request handlers only insert; only the relay sets `published_at`."""
 
@@ -33,7 +38,12 @@ class EventStream:
             [
                 IndexModel([("stream_id", ASCENDING), ("version", ASCENDING)], unique=True, name="stream_version"),
                 IndexModel([("published_at", ASCENDING), ("occurred_at", ASCENDING)], name="pending"),
+                IndexModel([("relay_pending", ASCENDING), ("occurred_at", ASCENDING)], name="relay_pending"),
             ],
+        )
+        # Events stored before `relay_pending` existed: flag them once so that the relay sees them.
+        await self._events.update_many(
+            {"published_at": None, "relay_pending": {"$exists": False}}, {"$set": {"relay_pending": True}}
         )
 
     async def latest(self, job_request_id: str) -> JobRequest | None:
@@ -57,6 +67,7 @@ class EventStream:
                     "state": to_document(request),
                     "payload": event.model_dump_json(),
                     "published_at": None,
+                    "relay_pending": True,
                 }
             )
         except DuplicateKeyError:
@@ -65,7 +76,7 @@ class EventStream:
 
     async def pending(self, *, limit: int, older_than: datetime | None = None) -> list[Document]:
         """Events not yet confirmed by the broker, oldest first."""
-        query: Document = {"published_at": None}
+        query: Document = dict(PENDING)
         if older_than is not None:
             query["occurred_at"] = {"$lt": older_than}
         cursor = self._events.find(
@@ -76,10 +87,13 @@ class EventStream:
     async def mark_published(self, event_ids: list[str], *, at: datetime) -> None:
         """Record the broker's confirms (one update of many documents; only the relay writes this field)."""
         if event_ids:
-            await self._events.update_many({"_id": {"$in": event_ids}}, {"$set": {"published_at": at}})
+            # The `relay_pending` term is there for FerretDB v1: pushed down, it spares reading every event.
+            await self._events.update_many(
+                {"_id": {"$in": event_ids}, **PENDING}, {"$set": {"published_at": at, "relay_pending": False}}
+            )
 
     async def backlog(self) -> tuple[int, datetime | None]:
         """How many events wait for publishing, and when the oldest of them happened."""
-        count = await self._events.count_documents({"published_at": None})
-        oldest = await self._events.find_one({"published_at": None}, {"occurred_at": 1}, sort=[("occurred_at", 1)])
+        count = await self._events.count_documents(PENDING)
+        oldest = await self._events.find_one(PENDING, {"occurred_at": 1}, sort=[("occurred_at", 1)])
         return count, (oldest["occurred_at"] if oldest else None)

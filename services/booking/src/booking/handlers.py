@@ -151,15 +151,26 @@ async def _change(
     attempts: int = 5,
 ) -> JobRequest:
     # Optimistic concurrency: read the latest event, decide, insert the next version; a lost race re-reads.
+    # The first try starts from the projection (on FerretDB v1 every read is a scan, and the event stream is larger).
+    # That is safe because only a change goes ahead on it, and its insert of version N+1 fails unless N was the
+    # latest; an answer without a change (a repeat, a 409, a 404) is always decided on the stream itself.
+    hint = await deps.projection.get(job_request_id)
     for _ in range(attempts):
-        current = await deps.stream.latest(job_request_id)
-        if current is None or current.business.id != business_id or (client_id and current.client.id != client_id):
-            raise JobRequestNotFound("No such job request.")
+        trusted = hint is None
+        current, hint = (await deps.stream.latest(job_request_id) if trusted else hint), None
         try:
+            if current is None or current.business.id != business_id or (client_id and current.client.id != client_id):
+                raise JobRequestNotFound("No such job request.")
             changed = decide(current)
         except NoChange as same:
+            if not trusted:
+                continue
             await deps.projection.save(same.current)
             return same.current
+        except DomainError:
+            if not trusted:
+                continue
+            raise
         try:
             await deps.stream.append(changed, correlation_id=correlation_id)
         except VersionConflict:

@@ -1,0 +1,219 @@
+"""`python -m bench`: limits of the parts, the platform end to end at rising offered rates, the synchronous design."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from bench import limits
+from bench.environment import RESULTS, Run, Tuning, seed_requests, start_services, start_sync_app, tenant
+from bench.load import collect_effects, exactly_once, offer, wait_for_effects
+from bench.report import save, step_numbers, table
+from service_runtime.mongo import connect_mongo
+from tests.support.mailpit import Mailpit
+
+CANCEL = "/v1/portal/job-requests/{id}/cancel"
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--rates", default="25,50,100,150,200,300,500", help="offered cancellations/s, one step each")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each step")
+    parser.add_argument("--sync-rates", default="25,50,100,150,200", help="offered rates for the synchronous design")
+    parser.add_argument("--prefetch", type=int, default=int(os.environ.get("PREFETCH", 200)))
+    parser.add_argument("--smtp-connections", type=int, default=int(os.environ.get("SMTP_CONNECTIONS", 8)))
+    parser.add_argument("--skip-limits", action="store_true")
+    parser.add_argument("--skip-sync", action="store_true")
+    return parser.parse_args()
+
+
+async def design(
+    name: str, run: Run, base_url: str, rates: list[float], seconds: float, dbs: dict[str, str]
+) -> dict[str, Any]:
+    """Offer each rate in turn (a business per step) until one is not kept up; check every effect exactly once."""
+    mongo = connect_mongo(run.servers.mongodb_url, app_name="bench")
+    mailpit = Mailpit(run.servers.mailpit_url)
+    steps: list[dict[str, Any]] = []
+    failures: dict[str, Any] = {}
+    limits_ = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
+    try:
+        async with httpx.AsyncClient(base_url=base_url, limits=limits_, timeout=30) as http:
+            for n, rate in enumerate([20.0, *rates]):  # the first, short step warms up and is not reported
+                who = tenant(run, f"{name}{n}")
+                count = int(rate * (2 if n == 0 else seconds))
+                ids = await seed_requests(mongo, dbs["booking"], who, count)
+                answers = await offer(http, CANCEL, ids, rate, who.headers)
+
+                async def read(who: Any = who) -> Any:
+                    return await collect_effects(
+                        mongo,
+                        mailpit,
+                        business_id=who.business.id,
+                        admin_email=who.business.admin_email,
+                        notifier_db=dbs["notifier"],
+                        audit_db=dbs["audit"],
+                    )
+
+                times, complete = await wait_for_effects(set(ids), read, timeout=60 + seconds)
+                await asyncio.sleep(1.0)  # a late duplicate would show up here
+                times = await read()
+                unanswered = {a.request_id for a in answers if not 200 <= a.status < 300}
+                problems = exactly_once(set(ids), times, unanswered=unanswered)
+                if problems:
+                    failures[f"{name}@{rate}"] = {
+                        k: dict(list(v.items())[:5]) | {"count": len(v)} for k, v in problems.items()
+                    }
+                if n == 0:
+                    continue
+                numbers = step_numbers(rate, answers, times, complete and not problems)
+                numbers["raw_api_s"] = [round(a.latency, 4) for a in answers]
+                numbers["raw_all_effects_s"] = [
+                    round(
+                        max(times.email[a.request_id], times.notice[a.request_id], times.log[a.request_id])
+                        - a.answered,
+                        4,
+                    )
+                    for a in answers
+                    if a.request_id in times.email and a.request_id in times.notice and a.request_id in times.log
+                ]
+                steps.append(numbers)
+                print(
+                    f"  {name} {rate}/s: api p99 {numbers['api_ms']['p99']} ms, all effects p99 "
+                    f"{numbers['effects_after_answer_ms']['all']['p99']} ms, {numbers['all_effects_per_s']}/s, "
+                    f"drain {numbers['drain_s']} s, kept up: {numbers['kept_up']}",
+                    flush=True,
+                )
+                if not numbers["kept_up"]:
+                    break
+    finally:
+        await mailpit.close()
+        await mongo.close()
+    return {"steps": steps, "exactly_once_failures": failures}
+
+
+def per_cancellation_limits(part_limits: dict[str, Any]) -> dict[str, float]:
+    """Each part's limit in cancellations/s, from what one cancellation costs it (see bench/README.md)."""
+    out: dict[str, float] = {}
+    if "smtp" in part_limits:
+        out["smtp (1 message)"] = part_limits["smtp"]["per_s"]
+    if "rabbitmq" in part_limits:
+        # One publish routed to two quorum queues, two deliveries and acks: counted as two passes.
+        out["rabbitmq (2 queue passes)"] = part_limits["rabbitmq"]["through_queue_per_s"] / 2
+    if "mongodb" in part_limits:
+        ins, upd = part_limits["mongodb"]["insert_one_per_s"], part_limits["mongodb"]["conditional_update_per_s"]
+        # Inserts: event, notice, email claim, log entry. By id (each a scan on FerretDB v1, like the measured
+        # conditional update): projection read, projection replace and read-back, email sent mark.
+        out["mongodb (4 inserts + 4 by-id ops)"] = round(1 / (4 / ins + 4 / upd), 1)
+    return out
+
+
+async def main() -> int:
+    args = arguments()
+    run = Run()
+    tuning = Tuning(prefetch=args.prefetch, smtp_connections=args.smtp_connections)
+    results: dict[str, Any] = {
+        "run": run.name,
+        "started": datetime.now(UTC).isoformat(),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
+        "tuning": tuning.__dict__,
+        "step_seconds": args.seconds,
+    }
+    print(f"bench run {run.name} (vhost and databases of its own)", flush=True)
+    run.create_vhost()
+    procs: dict[str, Any] = {}
+    try:
+        if not args.skip_limits:
+            print("step 1: limits of the parts", flush=True)
+            mongo = connect_mongo(run.servers.mongodb_url, app_name="bench-limits")
+            results["limits"] = {
+                "rabbitmq": await limits.rabbitmq(run.amqp_url, prefetch=tuning.prefetch),
+                "mongodb": await limits.mongodb(mongo, run.db("limits")),
+                "smtp": await limits.smtp(
+                    run.servers.smtp_host, run.servers.smtp_port, connections=tuning.smtp_connections
+                ),
+            }
+            await mongo.close()
+        else:
+            results["limits"] = {}
+        print("step 2: the platform end to end (services as processes)", flush=True)
+        procs.update(start_services(run, tuning))
+        dbs = {"booking": run.db("booking"), "notifier": run.db("notifier"), "audit": run.db("audit")}
+        rates = [float(r) for r in args.rates.split(",")]
+        results["async"] = await design("async", run, procs["booking"].url, rates, args.seconds, dbs)
+        for proc in procs.values():
+            proc.stop()
+        if not args.skip_sync:
+            print("step 4: the synchronous design", flush=True)
+            sync_proc, sync_url = start_sync_app(run, tuning)
+            procs["sync"] = sync_proc
+            sync_dbs = {"booking": run.db("sync"), "notifier": run.db("sync"), "audit": run.db("sync")}
+            sync_rates = [float(r) for r in args.sync_rates.split(",")]
+            results["sync"] = await design("sync", run, sync_url, sync_rates, args.seconds, sync_dbs)
+            sync_proc.terminate()
+            sync_proc.wait(timeout=30)
+    finally:
+        for proc in procs.values():
+            if hasattr(proc, "stop"):
+                proc.stop()
+            elif proc.poll() is None:
+                proc.terminate()
+        run.delete_vhost()
+    results["summary"] = summary(results)
+    json_path, png_path = save(results, RESULTS / run.name)
+    print(table(results))
+    print(f"\nresults: {json_path}\nplot:    {png_path}")
+    failures = {
+        d: results[d]["exactly_once_failures"]
+        for d in ("async", "sync")
+        if results.get(d, {}).get("exactly_once_failures")
+    }
+    if failures:
+        print(f"\nFAILED: effects missing or duplicated: {failures}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def summary(results: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    steps = results.get("async", {}).get("steps", [])
+    kept = [s for s in steps if s["kept_up"]]
+    sustained = max((s["all_effects_per_s"] for s in kept), default=0.0)
+    out["sustained_cancellations_per_s"] = sustained
+    at200 = next((s for s in steps if s["offered_per_s"] == 200), None)
+    if at200:
+        out["at_200_api_p99_ms"] = at200["api_ms"]["p99"]
+        out["at_200_all_effects_p99_ms"] = at200["effects_after_answer_ms"]["all"]["p99"]
+    part = per_cancellation_limits(results.get("limits", {}))
+    if part:
+        bottleneck = min(part, key=lambda k: part[k])
+        out["part_limits_in_cancellations_per_s"] = part
+        out["bottleneck"] = bottleneck
+        out["ratio_to_bottleneck"] = round(sustained / part[bottleneck], 2) if part[bottleneck] else None
+    sync_steps = {s["offered_per_s"]: s for s in results.get("sync", {}).get("steps", [])}
+    ratios = {}
+    for s in steps:
+        other = sync_steps.get(s["offered_per_s"])
+        if other:
+            ratios[str(s["offered_per_s"])] = {
+                "async_api_p50_ms": s["api_ms"]["p50"],
+                "sync_api_p50_ms": other["api_ms"]["p50"],
+                "async_api_p99_ms": s["api_ms"]["p99"],
+                "sync_api_p99_ms": other["api_ms"]["p99"],
+                "p99_ratio_sync_over_async": round(other["api_ms"]["p99"] / max(s["api_ms"]["p99"], 0.1), 1),
+            }
+    out["api_latency_vs_sync"] = ratios
+    out["sync_sustained_per_s"] = max(
+        (s["all_effects_per_s"] for s in sync_steps.values() if s["kept_up"]), default=0.0
+    )
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
