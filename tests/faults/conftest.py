@@ -11,6 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from fastapi import FastAPI
+from pymongo import AsyncMongoClient
 
 from audit.app import create_app as create_audit
 from audit.settings import Settings as AuditSettings
@@ -20,7 +21,9 @@ from notifier.app import create_app as create_notifier
 from notifier.settings import Settings as NotifierSettings
 from tests.support.apps import running
 from tests.support.catalogue import Business, seed_business
+from tests.support.effects import Effects, count_effects
 from tests.support.ids import unique
+from tests.support.mailpit import Mailpit
 from tests.support.servers import Servers
 from tests.support.vhosts import own_vhost
 
@@ -121,6 +124,19 @@ class Stack:
         await self.start("audit", create_audit(self.audit_settings(**(audit or {}))))
         await self.start("booking", create_booking(self.booking_settings(**(booking or {}))))
         return await self.seed()
+
+    async def effects(self, mongo: AsyncMongoClient[dict[str, Any]], mailpit: Mailpit, admin_email: str) -> Effects:
+        """What the cancellations of one business caused so far, in this stack's databases and the SMTP server."""
+        return await count_effects(
+            mongo, mailpit, admin_email=admin_email, notifier_db=f"notifier_{self.run}", audit_db=f"audit_{self.run}"
+        )
+
+    async def complete(
+        self, mongo: AsyncMongoClient[dict[str, Any]], mailpit: Mailpit, admin_email: str, event_ids: set[str]
+    ) -> Effects | None:
+        """The effects once every event has all three (for `eventually`), else None."""
+        effects = await self.effects(mongo, mailpit, admin_email)
+        return effects if effects.complete(event_ids) else None
 
     async def seed(self) -> Business:
         app = self.apps["booking"]

@@ -12,7 +12,7 @@ from booking.app import create_app as create_booking
 from booking_contracts import EXCHANGE
 from tests.faults.conftest import Stack
 from tests.support.catalogue import submit_and_cancel
-from tests.support.effects import cancellation_event_ids, count_effects
+from tests.support.effects import cancellation_event_ids
 from tests.support.mailpit import Mailpit
 from tests.support.proxy import FaultProxy, with_port
 from tests.support.servers import Servers
@@ -40,9 +40,7 @@ async def test_cancels_while_the_broker_is_down_are_stored_and_every_effect_arri
         proxy.heal()
         event_ids = await cancellation_event_ids(mongo, f"booking_{stack.run}", request_ids)
         assert len(event_ids) == 5
-        effects = await eventually(
-            lambda: _complete(stack, mongo, mailpit, business.admin_email, event_ids), timeout=30
-        )
+        effects = await eventually(lambda: stack.complete(mongo, mailpit, business.admin_email, event_ids), timeout=30)
         assert all(effects.emails[e] == effects.notices[e] == effects.logs[e] == 1 for e in event_ids)
     finally:
         await proxy.close()
@@ -98,7 +96,7 @@ async def test_after_a_broker_connection_reset_every_consumer_consumes_again(
 
         request_id = await submit_and_cancel(stack.http["booking"], business)
         event_ids = await cancellation_event_ids(mongo, f"booking_{stack.run}", [request_id])
-        await eventually(lambda: _complete(stack, mongo, mailpit, business.admin_email, event_ids), timeout=20)
+        await eventually(lambda: stack.complete(mongo, mailpit, business.admin_email, event_ids), timeout=20)
     finally:
         await proxy.close()
 
@@ -118,7 +116,7 @@ async def test_a_stalled_broker_connection_is_noticed_and_consumption_resumes(
         await eventually(lambda: _all_equal(stack.vhost, [queue], 1), timeout=30)
         request_id = await submit_and_cancel(stack.http["booking"], business)
         event_ids = await cancellation_event_ids(mongo, f"booking_{stack.run}", [request_id])
-        await eventually(lambda: _complete(stack, mongo, mailpit, business.admin_email, event_ids), timeout=20)
+        await eventually(lambda: stack.complete(mongo, mailpit, business.admin_email, event_ids), timeout=20)
     finally:
         await proxy.close()
 
@@ -133,7 +131,7 @@ async def test_a_deleted_work_queue_is_declared_again_and_consumed(
     await eventually(lambda: _ready(stack.http["notifier"]), timeout=10)
     request_id = await submit_and_cancel(stack.http["booking"], business)
     event_ids = await cancellation_event_ids(mongo, f"booking_{stack.run}", [request_id])
-    await eventually(lambda: _complete(stack, mongo, mailpit, business.admin_email, event_ids), timeout=20)
+    await eventually(lambda: stack.complete(mongo, mailpit, business.admin_email, event_ids), timeout=20)
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -161,10 +159,3 @@ async def _none_pending(events: Any, request_id: str) -> bool:
 
 async def _all_equal(vhost: Any, queues: list[str], consumers: int) -> bool:
     return all([await vhost.consumers(q) == consumers for q in queues])
-
-
-async def _complete(stack: Stack, mongo: Any, mailpit: Mailpit, admin_email: str, event_ids: set[str]) -> Any:
-    effects = await count_effects(
-        mongo, mailpit, admin_email=admin_email, notifier_db=f"notifier_{stack.run}", audit_db=f"audit_{stack.run}"
-    )
-    return effects if effects.complete(event_ids) else None

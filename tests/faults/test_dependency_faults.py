@@ -16,7 +16,7 @@ from service_runtime.dlq import list_dead_letters
 from tests.faults.conftest import FAST_RETRIES, Stack
 from tests.support.apps import publish_event
 from tests.support.catalogue import submit_and_cancel
-from tests.support.effects import cancellation_event_ids, count_effects
+from tests.support.effects import cancellation_event_ids
 from tests.support.events import cancelled_event
 from tests.support.mailpit import Mailpit
 from tests.support.proxy import FaultProxy, with_port
@@ -44,13 +44,13 @@ async def test_while_smtp_is_down_the_notice_and_log_happen_and_the_email_follow
         await eventually(
             lambda: _metric_above(stack, "notifier", "messaging_retried_messages_total", retried_before), timeout=10
         )
-        effects = await _counted(stack, mongo, mailpit, business.admin_email)
+        effects = await stack.effects(mongo, mailpit, business.admin_email)
         assert effects.emails[event_id] == 0
 
         # Another message is not held up behind the failing one: it is retried on its own schedule.
         proxy.heal()
         await eventually(lambda: _has(stack, mongo, mailpit, business.admin_email, "emails", event_id), timeout=15)
-        effects = await _counted(stack, mongo, mailpit, business.admin_email)
+        effects = await stack.effects(mongo, mailpit, business.admin_email)
         assert (effects.emails[event_id], effects.notices[event_id], effects.logs[event_id]) == (1, 1, 1)
     finally:
         await proxy.close()
@@ -75,7 +75,7 @@ async def test_after_its_last_attempt_an_email_is_dead_lettered_counted_and_repl
             assert parked[0]["attempts"] == len(FAST_RETRIES)
             assert await _metric_above(stack, "notifier", "messaging_dead_lettered_messages_total", dead_before)
             # The notice and the log entry did not wait for the email.
-            effects = await _counted(stack, mongo, mailpit, business.admin_email)
+            effects = await stack.effects(mongo, mailpit, business.admin_email)
             assert (effects.emails[event_id], effects.notices[event_id], effects.logs[event_id]) == (0, 1, 1)
 
             # The operator's view: `notifier dlq list` prints the parked message, and leaves it parked.
@@ -91,7 +91,7 @@ async def test_after_its_last_attempt_an_email_is_dead_lettered_counted_and_repl
             assert json.loads(replayed) == {"replayed": 1}
             await eventually(lambda: _has(stack, mongo, mailpit, business.admin_email, "emails", event_id), timeout=15)
             assert await list_dead_letters(connection, topology, limit=10) == []
-            effects = await _counted(stack, mongo, mailpit, business.admin_email)
+            effects = await stack.effects(mongo, mailpit, business.admin_email)
             assert (effects.emails[event_id], effects.notices[event_id]) == (1, 1)
         finally:
             await connection.close()
@@ -124,9 +124,7 @@ async def test_while_the_database_is_down_consumers_hold_on_report_not_ready_and
         proxy.heal()
         for name in ("notifier", "audit"):
             await eventually(lambda n=name: _status(stack, n, 200), timeout=15)
-        effects = await eventually(
-            lambda: _complete(stack, mongo, mailpit, business.admin_email, event_ids), timeout=40
-        )
+        effects = await eventually(lambda: stack.complete(mongo, mailpit, business.admin_email, event_ids), timeout=40)
         assert all(effects.emails[e] == effects.notices[e] == effects.logs[e] == 1 for e in event_ids)
         dead = await _metric_value(stack, "notifier", "messaging_dead_lettered_messages_total")
         assert dead == dead_before, "a database outage must not use up attempts and park messages"
@@ -155,11 +153,11 @@ async def test_the_same_event_published_many_times_at_once_has_one_effect_each(
         marker = cancelled_event(business=event.data.business)
         await publish_event(connection, marker.model_dump_json().encode(), routing_key=marker.type)
         await eventually(
-            lambda: _complete(stack, mongo, mailpit, business.admin_email, {str(event.id), str(marker.id)}), timeout=20
+            lambda: stack.complete(mongo, mailpit, business.admin_email, {str(event.id), str(marker.id)}), timeout=20
         )
         # Let any duplicate still in a retry wait queue (a concurrent claim answers "busy") come back and settle.
         await eventually(lambda: _queues_empty(stack), timeout=20)
-        effects = await _counted(stack, mongo, mailpit, business.admin_email)
+        effects = await stack.effects(mongo, mailpit, business.admin_email)
         assert (effects.emails[str(event.id)], effects.notices[str(event.id)], effects.logs[str(event.id)]) == (1, 1, 1)
     finally:
         await connection.close()
@@ -184,7 +182,7 @@ async def test_a_v1_consumer_accepts_an_event_with_extra_unknown_fields(
     connection = await connect_amqp(stack.vhost.amqp_url, name="test-evolution")
     try:
         await publish_event(connection, json.dumps(wire).encode(), routing_key=event.type, message_id=str(event.id))
-        await eventually(lambda: _complete(stack, mongo, mailpit, business.admin_email, {str(event.id)}), timeout=20)
+        await eventually(lambda: stack.complete(mongo, mailpit, business.admin_email, {str(event.id)}), timeout=20)
     finally:
         await connection.close()
 
@@ -195,7 +193,7 @@ async def test_every_service_exposes_the_pipeline_metrics(
     business = await stack.start_all()
     request_id = await submit_and_cancel(stack.http["booking"], business)
     event_ids = await cancellation_event_ids(mongo, f"booking_{stack.run}", [request_id])
-    await eventually(lambda: _complete(stack, mongo, mailpit, business.admin_email, event_ids), timeout=20)
+    await eventually(lambda: stack.complete(mongo, mailpit, business.admin_email, event_ids), timeout=20)
     booking = (await stack.http["booking"].get("/metrics")).text
     for name in (
         "http_requests_total",
@@ -218,19 +216,8 @@ async def test_every_service_exposes_the_pipeline_metrics(
     assert await _metric_above(stack, "booking", 'outbox_published_events_total{event_type="job_request.cancelled"}', 0)
 
 
-async def _counted(stack: Stack, mongo: Any, mailpit: Mailpit, admin_email: str) -> Any:
-    return await count_effects(
-        mongo, mailpit, admin_email=admin_email, notifier_db=f"notifier_{stack.run}", audit_db=f"audit_{stack.run}"
-    )
-
-
 async def _has(stack: Stack, mongo: Any, mailpit: Mailpit, admin_email: str, kind: str, event_id: str) -> bool:
-    return bool(getattr(await _counted(stack, mongo, mailpit, admin_email), kind)[event_id] >= 1)
-
-
-async def _complete(stack: Stack, mongo: Any, mailpit: Mailpit, admin_email: str, event_ids: set[str]) -> Any:
-    effects = await _counted(stack, mongo, mailpit, admin_email)
-    return effects if effects.complete(event_ids) else None
+    return bool(getattr(await stack.effects(mongo, mailpit, admin_email), kind)[event_id] >= 1)
 
 
 async def _status(stack: Stack, service: str, status: int) -> bool:

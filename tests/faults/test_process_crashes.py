@@ -21,7 +21,7 @@ from notifier.app import create_app as create_notifier
 from service_runtime.auth import TokenCodec
 from tests.faults.conftest import Stack
 from tests.support.catalogue import Business, seed_business, submit_and_cancel
-from tests.support.effects import cancellation_event_ids, count_effects
+from tests.support.effects import cancellation_event_ids
 from tests.support.mailpit import Mailpit
 from tests.support.processes import ServiceProcess
 from tests.support.proxy import FaultProxy, with_port
@@ -110,17 +110,20 @@ async def test_consumers_killed_mid_batch_of_200_cancellations_leave_every_effec
             for i in range(20):
                 request_ids.append(await submit_and_cancel(http, business, days_ahead=2 + (n * 20 + i) % 300))
 
+        async def kill_mid_batch() -> None:
+            # Both consumers die while cancellations still pour in and they hold unacked messages.
+            await eventually(lambda: _some_emails(stack, mongo, mailpit, business, 10), timeout=60, interval=0.01)
+            for proc in (notifier, audit):
+                assert proc.process is not None
+                os.kill(proc.process.pid, signal.SIGKILL)
+                proc.process.wait()
+
+        killer = asyncio.create_task(kill_mid_batch())
         await asyncio.gather(*(client(n) for n in range(10)))
+        await killer
         event_ids = await cancellation_event_ids(mongo, f"booking_{stack.run}", request_ids)
         assert len(event_ids) == 200
-
-        # Kill both consumers while they hold unacked messages: some effects are done, most are not.
-        await eventually(lambda: _some_emails(stack, mongo, mailpit, business, 10), timeout=60, interval=0.01)
-        os.kill(notifier.process.pid, signal.SIGKILL)  # type: ignore[union-attr]
-        os.kill(audit.process.pid, signal.SIGKILL)  # type: ignore[union-attr]
-        notifier.process.wait()  # type: ignore[union-attr]
-        audit.process.wait()  # type: ignore[union-attr]
-        partial = await _counted(stack, mongo, mailpit, business)
+        partial = await stack.effects(mongo, mailpit, business.admin_email)
         assert len(partial.emails) < 200, "the kill came too late to test anything"
 
         await notifier.start_async()
@@ -174,23 +177,13 @@ async def test_racing_cancels_and_schedules_of_100_requests_never_both_win(stack
         assert latest.status.value == ("cancelled" if cancel == 200 else "scheduled")
 
 
-async def _counted(stack: Stack, mongo: Any, mailpit: Mailpit, business: Business) -> Any:
-    return await count_effects(
-        mongo,
-        mailpit,
-        admin_email=business.admin_email,
-        notifier_db=f"notifier_{stack.run}",
-        audit_db=f"audit_{stack.run}",
-    )
-
-
 async def _some_emails(stack: Stack, mongo: Any, mailpit: Mailpit, business: Business, at_least: int) -> bool:
-    return len((await _counted(stack, mongo, mailpit, business)).emails) >= at_least
+    return len((await stack.effects(mongo, mailpit, business.admin_email)).emails) >= at_least
 
 
 async def _effects_complete(
     stack: Stack, mongo: Any, mailpit: Mailpit, business: Business, request_ids: list[str]
 ) -> Any:
     event_ids = await cancellation_event_ids(mongo, f"booking_{stack.run}", request_ids)
-    effects = await _counted(stack, mongo, mailpit, business)
+    effects = await stack.effects(mongo, mailpit, business.admin_email)
     return effects if len(event_ids) == len(request_ids) and effects.complete(event_ids) else None
