@@ -15,7 +15,7 @@ from service_runtime.amqp import connect_amqp
 from service_runtime.dlq import list_dead_letters
 from tests.faults.conftest import FAST_RETRIES, Stack
 from tests.support.apps import publish_event
-from tests.support.catalogue import submit_and_cancel
+from tests.support.catalogue import Business, submit_and_cancel
 from tests.support.effects import cancellation_event_ids
 from tests.support.events import cancelled_event
 from tests.support.mailpit import Mailpit
@@ -136,14 +136,7 @@ async def test_the_same_event_published_many_times_at_once_has_one_effect_each(
     stack: Stack, mongo: AsyncMongoClient[dict[str, Any]], mailpit: Mailpit
 ) -> None:
     business = await stack.start_all()
-    event = cancelled_event(
-        business={
-            "id": business.id,
-            "name": "Happy Paws",
-            "admin_email": business.admin_email,
-            "timezone": "Europe/London",
-        }
-    )
+    event = _cancellation_for(business)
     body = event.model_dump_json().encode()
     connection = await connect_amqp(stack.vhost.amqp_url, name="test-dupes")
     try:
@@ -167,14 +160,7 @@ async def test_a_v1_consumer_accepts_an_event_with_extra_unknown_fields(
     stack: Stack, mongo: AsyncMongoClient[dict[str, Any]], mailpit: Mailpit
 ) -> None:
     business = await stack.start_all()
-    event = cancelled_event(
-        business={
-            "id": business.id,
-            "name": "Happy Paws",
-            "admin_email": business.admin_email,
-            "timezone": "Europe/London",
-        }
-    )
+    event = _cancellation_for(business)
     wire = event.model_dump(mode="json", by_alias=True)
     wire["newattribute"] = "from a later producer"
     wire["data"]["loyalty_points"] = 12
@@ -256,3 +242,15 @@ async def _cli(*args: str, env: dict[str, str]) -> str:
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0, err.decode()
     return out.decode()
+
+
+def _cancellation_for(business: Business) -> Any:
+    """A valid cancellation event of the stack's business (so that its admin inbox is the one counted)."""
+    return cancelled_event(
+        business={
+            "id": business.id,
+            "name": "Happy Paws",
+            "admin_email": business.admin_email,
+            "timezone": "Europe/London",
+        }
+    )

@@ -9,11 +9,11 @@ import pytest
 
 from audit.app import create_app, topology
 from audit.settings import Settings
-from service_runtime.auth import Principal, TokenCodec
 from tests.support.apps import delete_topology, publish_event, running
 from tests.support.events import cancelled_event
 from tests.support.ids import unique
 from tests.support.servers import Servers
+from tests.support.tokens import admin_headers
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -35,11 +35,6 @@ async def audit(
     await delete_topology(amqp, topology(settings))
 
 
-def admin_of(business_id: str, settings: Settings) -> dict[str, str]:
-    token = TokenCodec(settings.auth_secret.get_secret_value()).issue(Principal("admin", "boss", business_id))
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def test_a_cancellation_writes_one_timestamped_entry_in_the_clients_logs(
     audit: tuple[httpx.AsyncClient, Settings], amqp: Any
 ) -> None:
@@ -48,7 +43,7 @@ async def test_a_cancellation_writes_one_timestamped_entry_in_the_clients_logs(
     for _ in range(2):  # delivered twice: still one entry
         await publish_event(amqp, event.model_dump_json().encode(), routing_key=event.type, message_id=str(event.id))
     url = f"/v1/admin/clients/{event.data.client.id}/logs"
-    headers = admin_of(event.data.business.id, settings)
+    headers = admin_headers(event.data.business.id, settings)
 
     async def entries() -> list[dict[str, Any]]:
         return list((await http.get(url, headers=headers)).json())
@@ -68,8 +63,8 @@ async def test_another_business_admin_sees_no_entries(audit: tuple[httpx.AsyncCl
     event = cancelled_event()
     await publish_event(amqp, event.model_dump_json().encode(), routing_key=event.type)
     url = f"/v1/admin/clients/{event.data.client.id}/logs"
-    await eventually(lambda: _non_empty(http.get(url, headers=admin_of(event.data.business.id, settings))))
-    other = await http.get(url, headers=admin_of("another-business", settings))
+    await eventually(lambda: _non_empty(http.get(url, headers=admin_headers(event.data.business.id, settings))))
+    other = await http.get(url, headers=admin_headers("another-business", settings))
     assert other.status_code == 200 and other.json() == []
 
 

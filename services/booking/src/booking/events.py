@@ -37,13 +37,8 @@ class EventStream:
             self._events,
             [
                 IndexModel([("stream_id", ASCENDING), ("version", ASCENDING)], unique=True, name="stream_version"),
-                IndexModel([("published_at", ASCENDING), ("occurred_at", ASCENDING)], name="pending"),
                 IndexModel([("relay_pending", ASCENDING), ("occurred_at", ASCENDING)], name="relay_pending"),
             ],
-        )
-        # Events stored before `relay_pending` existed: flag them once so that the relay sees them.
-        await self._events.update_many(
-            {"published_at": None, "relay_pending": {"$exists": False}}, {"$set": {"relay_pending": True}}
         )
 
     async def latest(self, job_request_id: str) -> JobRequest | None:

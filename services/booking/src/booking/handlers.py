@@ -156,19 +156,19 @@ async def _change(
     # latest; an answer without a change (a repeat, a 409, a 404) is always decided on the stream itself.
     hint = await deps.projection.get(job_request_id)
     for _ in range(attempts):
-        trusted = hint is None
-        current, hint = (await deps.stream.latest(job_request_id) if trusted else hint), None
+        from_hint = hint is not None
+        current, hint = hint or await deps.stream.latest(job_request_id), None
         try:
             if current is None or current.business.id != business_id or (client_id and current.client.id != client_id):
                 raise JobRequestNotFound("No such job request.")
             changed = decide(current)
         except NoChange as same:
-            if not trusted:
+            if from_hint:
                 continue
             await deps.projection.save(same.current)
             return same.current
         except DomainError:
-            if not trusted:
+            if from_hint:
                 continue
             raise
         try:

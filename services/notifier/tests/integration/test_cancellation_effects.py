@@ -10,12 +10,12 @@ import pytest
 
 from notifier.app import create_app, topology
 from notifier.settings import Settings
-from service_runtime.auth import Principal, TokenCodec
 from tests.support.apps import delete_topology, parked, publish_event, running
 from tests.support.events import cancelled_event
 from tests.support.ids import unique
 from tests.support.mailpit import Mailpit
 from tests.support.servers import Servers
+from tests.support.tokens import admin_headers
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -40,11 +40,6 @@ async def notifier(
     await delete_topology(amqp, topology(settings))
 
 
-def admin_of(business_id: str, settings: Settings) -> dict[str, str]:
-    token = TokenCodec(settings.auth_secret.get_secret_value()).issue(Principal("admin", "boss", business_id))
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def test_a_cancellation_emails_the_client_with_the_admin_in_cc_and_posts_a_notice(
     notifier: tuple[httpx.AsyncClient, Settings], amqp: Any, mailpit: Mailpit
 ) -> None:
@@ -60,7 +55,7 @@ async def test_a_cancellation_emails_the_client_with_the_admin_in_cc_and_posts_a
     assert str(event.id) in whole["MessageID"]
     assert "Thu 3 Dec 2026, 09:00" in whole["Text"] and "Rex" in whole["Text"]
     notices = await http.get(
-        "/v1/admin/notices", params={"unread": "true"}, headers=admin_of(event.data.business.id, settings)
+        "/v1/admin/notices", params={"unread": "true"}, headers=admin_headers(event.data.business.id, settings)
     )
     body = notices.json()
     assert body["unread_count"] == 1
@@ -82,7 +77,7 @@ async def test_the_same_event_delivered_twice_sends_one_email_and_makes_one_noti
     await publish_event(amqp, marker.model_dump_json().encode(), routing_key=marker.type)
     await eventually(lambda: mailpit.messages_to(marker.data.client.email))
     assert len(await mailpit.messages_to(event.data.client.email)) == 1
-    notices = await http.get("/v1/admin/notices", headers=admin_of(event.data.business.id, settings))
+    notices = await http.get("/v1/admin/notices", headers=admin_headers(event.data.business.id, settings))
     assert len(notices.json()["notices"]) == 1
 
 
@@ -92,14 +87,16 @@ async def test_marking_a_notice_read_takes_it_off_the_unread_list_for_that_busin
     http, settings = notifier
     event = cancelled_event()
     await publish_event(amqp, event.model_dump_json().encode(), routing_key=event.type)
-    admin = admin_of(event.data.business.id, settings)
+    admin = admin_headers(event.data.business.id, settings)
 
     async def notice_ids() -> list[str]:
         response = await http.get("/v1/admin/notices", params={"unread": "true"}, headers=admin)
         return [n["id"] for n in response.json()["notices"]]
 
     [notice_id] = await eventually(notice_ids)
-    stranger = await http.post(f"/v1/admin/notices/{notice_id}/read", headers=admin_of("another-business", settings))
+    stranger = await http.post(
+        f"/v1/admin/notices/{notice_id}/read", headers=admin_headers("another-business", settings)
+    )
     assert stranger.status_code == 404 and stranger.json()["code"] == "notice_not_found"
     read = await http.post(f"/v1/admin/notices/{notice_id}/read", headers=admin)
     assert read.status_code == 200 and read.json()["read_at"]
