@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import httpx
+import aiohttp
 from pymongo import AsyncMongoClient
 
 from tests.support.mailpit import Mailpit
+
+BODY = b'{"reason": "bench"}'
 
 
 @dataclass
@@ -30,17 +32,19 @@ class Answer:
 
 
 async def offer(
-    http: httpx.AsyncClient, path: str, ids: list[str], rate: float, headers: dict[str, str]
+    http: aiohttp.ClientSession, path: str, ids: list[str], rate: float, headers: dict[str, str]
 ) -> list[Answer]:
     """POST `path` for every id at `rate` per second, each on its own task, without waiting for answers."""
     answers = [Answer(i, 0.0) for i in ids]
+    headers = {**headers, "Content-Type": "application/json"}
     start = time.time() + 0.05
 
     async def one(answer: Answer) -> None:
         try:
-            response = await http.post(path.format(id=answer.request_id), headers=headers, json={"reason": "bench"})
-            answer.status = response.status_code
-        except httpx.HTTPError as exc:
+            async with http.post(path.format(id=answer.request_id), headers=headers, data=BODY) as response:
+                await response.read()
+                answer.status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
             answer.status = -1
             answer.error = type(exc).__name__
         answer.answered = time.time()

@@ -85,7 +85,7 @@ def create_app() -> FastAPI:
     mongo = connect_mongo(os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/"), app_name="bench-sync")
     db = mongo[os.environ.get("BENCH_SYNC_DATABASE", "bench_sync")]
     stream, projection = RememberingStream(db), JobRequests(db)
-    deps = Deps(catalogue=Catalogue(db), stream=stream, projection=projection, wake_relay=lambda: None)
+    deps = Deps(catalogue=Catalogue(db), stream=stream, projection=projection, wake_relay=lambda _: None)
     mailer = SmtpMailer(
         host=os.environ.get("SMTP_HOST", "127.0.0.1"),
         port=int(os.environ.get("SMTP_PORT", "1025")),

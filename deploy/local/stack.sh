@@ -19,6 +19,7 @@ set -euo pipefail
 export PATH="/usr/local/go/bin:/usr/sbin:/usr/bin:/sbin:/bin:${PATH:-}"
 export DEBIAN_FRONTEND=noninteractive
 
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 STACK_CACHE="${STACK_CACHE:-$HOME/.cache/petsit-stack}"
 STACK_HOME="${STACK_HOME:-$HOME/.local/state/petsit-stack}"
 PG_PORT="${PG_PORT:-55432}"
@@ -465,6 +466,10 @@ CONF
     log "postgres: createdb ferretdb"
     "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres ferretdb
   fi
+  # FerretDB v1 filters by jsonb containment, which its btree indexes cannot serve: give them GIN twins.
+  PGOPTIONS='-c client_min_messages=warning' "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d ferretdb \
+    -XqAt -v ON_ERROR_STOP=1 -f "$HERE/ferretdb-index-twins.sql" >/dev/null \
+    || die "could not install the index twins of ferretdb-index-twins.sql"
   log "postgres: up (127.0.0.1:$PG_PORT)"
 }
 

@@ -7,7 +7,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from service_runtime.mongo import DuplicateKeyError, ensure_indexes
+from service_runtime.mongo import GroupWriter, ensure_indexes
 
 Document = dict[str, Any]
 
@@ -17,6 +17,7 @@ class ClientLogs:
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._entries = db["client_log_entries"]
+        self._inserts = GroupWriter(self._entries)
 
     async def create_indexes(self) -> None:
         await ensure_indexes(
@@ -29,11 +30,7 @@ class ClientLogs:
 
     async def add(self, entry: Document) -> bool:
         """Insert an entry; False when this event was logged before."""
-        try:
-            await self._entries.insert_one(entry)
-        except DuplicateKeyError:
-            return False
-        return True
+        return await self._inserts.insert(entry)
 
     async def of_client(self, business_id: str, client_id: str, *, limit: int) -> list[Document]:
         """Newest first."""

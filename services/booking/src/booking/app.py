@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             publisher=publisher,
             batch_size=settings.relay_batch_size,
             sweep_seconds=settings.relay_sweep_seconds,
+            linger_seconds=settings.relay_linger_seconds,
         )
         app.state.deps = Deps(catalogue=catalogue, stream=stream, projection=projection, wake_relay=relay.wake)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")

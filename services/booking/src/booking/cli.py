@@ -38,7 +38,7 @@ def seed_demo() -> None:
     async def run() -> dict[str, object]:
         mongo, catalogue, stream, projection = await open_storage(settings)
         try:
-            deps = Deps(catalogue=catalogue, stream=stream, projection=projection, wake_relay=lambda: None)
+            deps = Deps(catalogue=catalogue, stream=stream, projection=projection, wake_relay=lambda _: None)
             return await run_seed(deps=deps, tokens=settings.token_codec())
         finally:
             await mongo.close()

@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from booking.codec import cloud_event, from_document, to_document
 from booking.domain import JobRequest
-from service_runtime.mongo import DuplicateKeyError, ensure_indexes
+from service_runtime.mongo import GroupWriter, ensure_indexes
 
 Document = dict[str, Any]
 
@@ -30,6 +30,8 @@ class EventStream:
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._events = db["job_request_events"]
+        # Concurrent changes (of different requests) share one insert_many; each keeps its own unique-index verdict.
+        self._inserts = GroupWriter(self._events)
 
     async def create_indexes(self) -> None:
         """The unique (stream, version) index is what makes a change atomic."""
@@ -50,23 +52,22 @@ class EventStream:
         """Store the change that produced `request`; raise VersionConflict if that version exists."""
         event_id = event_id or uuid4()
         event = cloud_event(request, event_id=event_id, correlation_id=correlation_id)
-        try:
-            await self._events.insert_one(
-                {
-                    "_id": str(event_id),
-                    "stream_id": request.id,
-                    "version": request.version,
-                    "type": event.type,
-                    "occurred_at": event.occurred_at,
-                    "correlation_id": correlation_id,
-                    "state": to_document(request),
-                    "payload": event.model_dump_json(),
-                    "published_at": None,
-                    "relay_pending": True,
-                }
-            )
-        except DuplicateKeyError:
-            raise VersionConflict(request.id) from None
+        stored = await self._inserts.insert(
+            {
+                "_id": str(event_id),
+                "stream_id": request.id,
+                "version": request.version,
+                "type": event.type,
+                "occurred_at": event.occurred_at,
+                "correlation_id": correlation_id,
+                "state": to_document(request),
+                "payload": event.model_dump_json(),
+                "published_at": None,
+                "relay_pending": True,
+            }
+        )
+        if not stored:
+            raise VersionConflict(request.id)
         return event_id
 
     async def pending(self, *, limit: int, older_than: datetime | None = None) -> list[Document]:

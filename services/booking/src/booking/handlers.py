@@ -41,7 +41,7 @@ class Deps:
     catalogue: Catalogue
     stream: EventStream
     projection: JobRequests
-    wake_relay: Callable[[], None]
+    wake_relay: Callable[[JobRequest], None]
     clock: Clock = utc_now
 
 
@@ -93,7 +93,7 @@ async def submit_job_request(cmd: SubmitJobRequest, *, deps: Deps, correlation_i
             raise JobRequestNotFound("No such job request.") from None
         return existing
     await deps.projection.save(request)
-    deps.wake_relay()
+    deps.wake_relay(request)
     log.info("job_request.submitted", job_request_id=request.id)
     return request
 
@@ -176,7 +176,7 @@ async def _change(
         except VersionConflict:
             continue
         await deps.projection.save(changed)
-        deps.wake_relay()
+        deps.wake_relay(changed)
         log.info(f"job_request.{changed.status.value}", job_request_id=changed.id, version=changed.version)
         return changed
     raise ChangeContended("This job request is being changed by someone else right now; try again.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ import structlog
 from prometheus_client import Counter, Gauge
 
 from booking.codec import from_document
+from booking.domain import JobRequest
 from booking.events import Document, EventStream
 from booking.store import JobRequests
 from booking_contracts import CONTENT_TYPE, EXCHANGE, SOURCE
@@ -51,6 +53,7 @@ class OutboxRelay:
         publisher: ConfirmedPublisher,
         batch_size: int = 500,
         sweep_seconds: float = 2.0,
+        linger_seconds: float = 0.01,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._stream = stream
@@ -58,11 +61,20 @@ class OutboxRelay:
         self._publisher = publisher
         self._batch_size = batch_size
         self._sweep_seconds = sweep_seconds
+        self._linger_seconds = linger_seconds
         self._clock = clock
         self._wake = asyncio.Event()
+        # Requests whose projection this process wrote at that version: the publish pass need not check them.
+        self._written: OrderedDict[str, int] = OrderedDict()
+        self._repairs = asyncio.Semaphore(8)
 
-    def wake(self) -> None:
-        """Ask for a publish pass now (called after every stored change)."""
+    def wake(self, written: JobRequest | None = None) -> None:
+        """Ask for a publish pass now: called after each stored change, with the request whose projection is written."""
+        if written is not None:
+            self._written[written.id] = max(written.version, self._written.get(written.id, 0))
+            self._written.move_to_end(written.id)
+            while len(self._written) > 100_000:
+                self._written.popitem(last=False)
         self._wake.set()
 
     async def run(self) -> None:
@@ -72,6 +84,10 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sweep_seconds)
             except TimeoutError:
                 await self._measure_backlog()
+            else:
+                # Let the changes of the next few milliseconds join this pass: each pass costs a query and a mark
+                # whatever its size, so under load fewer, larger passes publish more for the same work.
+                await asyncio.sleep(self._linger_seconds)
             self._wake.clear()
             try:
                 while await self.publish_pending() == self._batch_size:
@@ -102,14 +118,23 @@ class OutboxRelay:
 
     async def _repair_projections(self, docs: list[Document]) -> None:
         # A writer that crashed between its event insert and its projection write left the projection behind.
+        # What this process wrote itself is known; the rest (other replicas, a crash, a write still under way) is
+        # read back one id at a time: a lookup by id is an index lookup, where FerretDB v1 would scan the whole
+        # collection for one `$in` of many ids.
         latest: dict[str, Document] = {}
         for doc in docs:
             state = doc["state"]
             if state["_id"] not in latest or latest[state["_id"]]["version"] < state["version"]:
                 latest[state["_id"]] = state
-        stored = await self._projection.versions(list(latest))
+        unknown = [s for request_id, s in latest.items() if self._written.get(request_id, 0) < s["version"]]
+        await asyncio.gather(*(self._repair(state) for state in unknown))
         for request_id, state in latest.items():
-            if stored.get(request_id, 0) < state["version"]:
+            if self._written.get(request_id, 0) <= state["version"]:
+                self._written.pop(request_id, None)
+
+    async def _repair(self, state: Document) -> None:
+        async with self._repairs:
+            if await self._projection.version(state["_id"]) < state["version"]:
                 await self._projection.save(from_document(state))
 
     async def _measure_backlog(self) -> None:

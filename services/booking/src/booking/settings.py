@@ -14,6 +14,7 @@ class Settings(ServiceSettings):
     mongodb_database: str = "booking"
     relay_batch_size: int = 500
     relay_sweep_seconds: float = 2.0
+    relay_linger_seconds: float = 0.01
     notifier_url: str = Field(
         default="http://127.0.0.1:8002", description="Notifier as the admin pages' browser sees it."
     )

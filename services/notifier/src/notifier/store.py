@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from service_runtime.mongo import DuplicateKeyError, ensure_indexes
+from service_runtime.mongo import GroupWriter, UpdateOne, ensure_indexes
 
 Document = dict[str, Any]
 
@@ -18,6 +18,7 @@ class Notices:
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._notices = db["notices"]
+        self._inserts = GroupWriter(self._notices)
 
     async def create_indexes(self) -> None:
         await ensure_indexes(
@@ -30,11 +31,7 @@ class Notices:
 
     async def add(self, notice: Document) -> bool:
         """Insert a notice; False when the event already made one (a duplicate delivery)."""
-        try:
-            await self._notices.insert_one(notice)
-        except DuplicateKeyError:
-            return False
-        return True
+        return await self._inserts.insert(notice)
 
     async def get(self, business_id: str, notice_id: str) -> Document | None:
         return await self._notices.find_one({"_id": notice_id, "business_id": business_id})
@@ -71,6 +68,8 @@ class SentEmails:
 
     def __init__(self, db: AsyncDatabase[Document], *, lease: timedelta = timedelta(seconds=30)) -> None:
         self._sent = db["sent_emails"]
+        self._claims = GroupWriter(self._sent)
+        self._marks = GroupWriter(self._sent, max_batch=20)
         self._lease = lease
 
     async def create_indexes(self) -> None:
@@ -82,11 +81,8 @@ class SentEmails:
 
     async def claim(self, key: str, *, now: datetime) -> Literal["claimed", "sent", "busy"]:
         """Claim the right to send: `sent` if done before, `busy` while another delivery holds a fresh claim."""
-        try:
-            await self._sent.insert_one({"_id": key, "status": "sending", "claimed_at": now})
+        if await self._claims.insert({"_id": key, "status": "sending", "claimed_at": now}):
             return "claimed"
-        except DuplicateKeyError:
-            pass
         # A claim older than the lease belongs to a consumer that died mid-send: take it over.
         taken = await self._sent.find_one_and_update(
             {"_id": key, "status": "sending", "claimed_at": {"$lt": now - self._lease}},
@@ -99,7 +95,9 @@ class SentEmails:
 
     async def mark_sent(self, key: str, *, message_id: str, at: datetime) -> None:
         """Record the server's 250 for a claimed email."""
-        await self._sent.update_one({"_id": key}, {"$set": {"status": "sent", "message_id": message_id, "sent_at": at}})
+        await self._marks.write(
+            UpdateOne({"_id": key}, {"$set": {"status": "sent", "message_id": message_id, "sent_at": at}})
+        )
 
     async def release(self, key: str) -> None:
         """Give a claim back after a failed send, so that the retry may claim it at once."""

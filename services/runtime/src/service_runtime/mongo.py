@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient, IndexModel, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
 DUPLICATE_KEY = 11000
 
@@ -48,4 +48,88 @@ def only_duplicates(error: BulkWriteError) -> bool:
     return all(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", []))
 
 
-__all__ = ["BulkWriteError", "DuplicateKeyError", "connect_mongo", "ensure_indexes", "only_duplicates", "ping"]
+WriteOperation = InsertOne[dict[str, Any]] | ReplaceOne[dict[str, Any]] | UpdateOne
+
+
+class GroupWriter:
+    """Group commit for one collection: what concurrent callers write goes out together as one unordered bulk write.
+
+    Each caller still gets its own answer, as if it had written alone: True when its write was applied, False when a
+    unique index refused it (an insert or upsert of what is already there: the idempotent repeat), its own WriteError
+    for any other rejection, or the batch's error (connection lost, server down) when the command failed, in which
+    case any write of the batch may or may not have been applied, exactly as for a lone write that failed.
+
+    Nothing waits for a batch to fill: a batch is whatever arrived while the previous one was on the wire, so a lone
+    write leaves at the next turn of the loop and batches grow only under load. On FerretDB v1 a round trip costs both
+    sides far more than the work in it (100 documents in one insert: ~37,000 documents/s; one by one: ~1,500/s); each
+    write is still its own statement there, so a unique index stays atomic per document. Keep `max_batch` at 20 or
+    less for updates: FerretDB v1 can deadlock on an update command with more statements than its connection pool.
+    """
+
+    def __init__(
+        self, collection: AsyncCollection[dict[str, Any]], *, max_batch: int = 100, in_flight: int = 2
+    ) -> None:
+        self._collection = collection
+        self._max_batch = max_batch
+        self._max_in_flight = in_flight
+        self._waiting: list[tuple[WriteOperation, asyncio.Future[bool]]] = []
+        self._senders: set[asyncio.Task[None]] = set()
+
+    async def insert(self, document: dict[str, Any]) -> bool:
+        """Store `document` (which carries its `_id`); False when a unique index says it is already there."""
+        return await self.write(InsertOne(document))
+
+    async def write(self, operation: WriteOperation) -> bool:
+        """Apply one insert, replace or update; False when a unique index refused it."""
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((operation, answer))
+        if len(self._senders) < self._max_in_flight:
+            sender = asyncio.create_task(self._send_while_waiting())
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
+        return await answer
+
+    async def _send_while_waiting(self) -> None:
+        while self._waiting:
+            batch = [(op, answer) for op, answer in self._waiting[: self._max_batch] if not answer.done()]
+            del self._waiting[: self._max_batch]
+            if batch:
+                await self._send(batch)
+
+    async def _send(self, batch: list[tuple[WriteOperation, asyncio.Future[bool]]]) -> None:
+        errors: dict[int, dict[str, Any]] = {}
+        try:
+            await self._collection.bulk_write([op for op, _ in batch], ordered=False)
+        except BulkWriteError as exc:
+            errors = {e["index"]: e for e in exc.details.get("writeErrors", [])}
+        except BaseException as exc:
+            for _, answer in batch:
+                if not answer.done():
+                    answer.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for i, (_, answer) in enumerate(batch):
+            if answer.done():
+                continue
+            error = errors.get(i)
+            if error is None:
+                answer.set_result(True)
+            elif error.get("code") == DUPLICATE_KEY:
+                answer.set_result(False)
+            else:
+                answer.set_exception(WriteError(error.get("errmsg", "write error"), error.get("code"), error))
+
+
+__all__ = [
+    "BulkWriteError",
+    "DuplicateKeyError",
+    "GroupWriter",
+    "InsertOne",
+    "ReplaceOne",
+    "UpdateOne",
+    "connect_mongo",
+    "ensure_indexes",
+    "only_duplicates",
+    "ping",
+]

@@ -10,12 +10,12 @@ from fastapi import Depends, Request
 from booking.handlers import Deps
 
 
-def _deps(request: Request) -> Deps:
+async def _deps(request: Request) -> Deps:
     deps: Deps = request.app.state.deps
     return deps
 
 
-def _correlation_id() -> str:
+async def _correlation_id() -> str:
     return correlation_id.get() or ""
 
 

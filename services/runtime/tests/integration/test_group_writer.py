@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.errors import PyMongoError, WriteError
+
+from service_runtime.mongo import GroupWriter, connect_mongo, ensure_indexes
+from tests.support.ids import unique
+from tests.support.proxy import FaultProxy, with_port
+from tests.support.servers import Servers
+
+pytestmark = pytest.mark.integration
+
+Client = AsyncMongoClient[dict[str, Any]]
+
+
+@pytest.fixture
+async def collection(mongo: Client) -> Any:
+    db = mongo[unique("group_insert").replace("-", "_")]
+    await ensure_indexes(db["docs"], [IndexModel([("key", 1)], unique=True)])
+    yield db["docs"]
+    await mongo.drop_database(db.name)
+
+
+async def test_concurrent_inserts_go_out_together_and_each_caller_gets_its_own_answer(collection: Any) -> None:
+    await collection.insert_one({"_id": "old", "key": "taken"})
+    inserter = GroupWriter(collection, max_batch=50, in_flight=1)
+    docs = [{"_id": f"d{i}", "key": f"k{i}"} for i in range(120)]
+    docs[7]["key"] = "taken"  # a unique index other than _id says no
+    docs[60]["_id"] = "old"  # the id itself exists
+
+    answers = await asyncio.gather(*(inserter.insert(d) for d in docs))
+
+    assert [i for i, ok in enumerate(answers) if not ok] == [7, 60]
+    assert await collection.count_documents({}) == 1 + 118
+
+
+async def test_a_rejection_other_than_a_duplicate_fails_only_its_own_caller(collection: Any) -> None:
+    inserter = GroupWriter(collection)
+    good = {"_id": "good", "key": "a"}
+    bad = {"_id": ["an array is no id"], "key": "b"}
+
+    answers = await asyncio.gather(inserter.insert(good), inserter.insert(bad), return_exceptions=True)
+
+    assert answers[0] is True
+    assert isinstance(answers[1], WriteError)
+    assert await collection.find_one({"_id": "good"}) is not None
+
+
+async def test_a_lost_connection_fails_every_caller_of_the_batch_and_the_next_insert_works(
+    servers: Servers, collection: Any
+) -> None:
+    target_url = urlsplit(servers.mongodb_url)
+    proxy = await FaultProxy(target_url.hostname or "127.0.0.1", target_url.port or 27017).start()
+    client = connect_mongo(with_port(servers.mongodb_url, proxy.port), app_name="test")
+    try:
+        inserter = GroupWriter(client[collection.database.name]["docs"])
+        assert await inserter.insert({"_id": "before", "key": "before"}) is True
+        proxy.cut()  # open connections are dropped, new ones refused
+        answers = await asyncio.gather(
+            *(inserter.insert({"_id": f"x{i}", "key": f"x{i}"}) for i in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(a, PyMongoError) for a in answers), answers
+        proxy.heal()
+        assert await inserter.insert({"_id": "after", "key": "after"}) is True
+    finally:
+        await client.close()
+        await proxy.close()
