@@ -24,9 +24,13 @@ CANCEL = "/v1/portal/job-requests/{id}/cancel"
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--rates", default="25,50,100,150,200,300,500", help="offered cancellations/s, one step each")
+    parser.add_argument(
+        "--rates", default="25,50,75,100,125,150,200,300,500", help="offered cancellations/s, one step each"
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each step")
-    parser.add_argument("--sync-rates", default="25,50,100,150,200", help="offered rates for the synchronous design")
+    parser.add_argument(
+        "--sync-rates", default="25,50,75,100,125,150,200", help="offered rates for the synchronous design"
+    )
     parser.add_argument("--prefetch", type=int, default=int(os.environ.get("PREFETCH", 200)))
     parser.add_argument("--smtp-connections", type=int, default=int(os.environ.get("SMTP_CONNECTIONS", 8)))
     parser.add_argument("--skip-limits", action="store_true")

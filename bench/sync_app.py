@@ -26,7 +26,7 @@ from booking.api.errors import ERROR_STATUS
 from booking.api.models import CancelBody, JobRequestOut
 from booking.codec import cloud_event
 from booking.domain import Actor, JobRequest
-from booking.events import EventStream
+from booking.events import Document, EventStream
 from booking.handlers import CancelJobRequest, Deps, cancel_job_request
 from booking.settings import Settings
 from booking.store import Catalogue, JobRequests
@@ -48,9 +48,9 @@ class RememberingStream(EventStream):
         super().__init__(db)
         self.event_ids: dict[tuple[str, int], UUID] = {}
 
-    async def append(self, request: JobRequest, *, correlation_id: str, event_id: UUID | None = None) -> UUID:
+    async def append(self, request: JobRequest, *, correlation_id: str, event_id: UUID | None = None) -> Document:
         stored = await super().append(request, correlation_id=correlation_id, event_id=event_id)
-        self.event_ids[(request.id, request.version)] = stored
+        self.event_ids[(request.id, request.version)] = UUID(stored["_id"])
         return stored
 
 

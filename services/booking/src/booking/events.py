@@ -48,27 +48,25 @@ class EventStream:
         doc = await self._events.find_one({"stream_id": job_request_id}, {"state": 1}, sort=[("version", DESCENDING)])
         return from_document(doc["state"]) if doc else None
 
-    async def append(self, request: JobRequest, *, correlation_id: str, event_id: UUID | None = None) -> UUID:
-        """Store the change that produced `request`; raise VersionConflict if that version exists."""
+    async def append(self, request: JobRequest, *, correlation_id: str, event_id: UUID | None = None) -> Document:
+        """Store the change that produced `request`; return the stored event, or raise VersionConflict if taken."""
         event_id = event_id or uuid4()
         event = cloud_event(request, event_id=event_id, correlation_id=correlation_id)
-        stored = await self._inserts.insert(
-            {
-                "_id": str(event_id),
-                "stream_id": request.id,
-                "version": request.version,
-                "type": event.type,
-                "occurred_at": event.occurred_at,
-                "correlation_id": correlation_id,
-                "state": to_document(request),
-                "payload": event.model_dump_json(),
-                "published_at": None,
-                "relay_pending": True,
-            }
-        )
-        if not stored:
+        document = {
+            "_id": str(event_id),
+            "stream_id": request.id,
+            "version": request.version,
+            "type": event.type,
+            "occurred_at": event.occurred_at,
+            "correlation_id": correlation_id,
+            "state": to_document(request),
+            "payload": event.model_dump_json(),
+            "published_at": None,
+            "relay_pending": True,
+        }
+        if not await self._inserts.insert(document):
             raise VersionConflict(request.id)
-        return event_id
+        return document
 
     async def pending(self, *, limit: int, older_than: datetime | None = None) -> list[Document]:
         """Events not yet confirmed by the broker, oldest first."""

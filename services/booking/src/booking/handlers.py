@@ -12,7 +12,7 @@ import structlog
 
 from booking import domain
 from booking.domain import Actor, JobRequest, JobRequestNotFound, NoChange
-from booking.events import EventStream, VersionConflict
+from booking.events import Document, EventStream, VersionConflict
 from booking.store import Catalogue, JobRequests
 from service_runtime.errors import DomainError, InvalidReference
 
@@ -41,7 +41,7 @@ class Deps:
     catalogue: Catalogue
     stream: EventStream
     projection: JobRequests
-    wake_relay: Callable[[JobRequest], None]
+    wake_relay: Callable[[Document], None]
     clock: Clock = utc_now
 
 
@@ -86,14 +86,14 @@ async def submit_job_request(cmd: SubmitJobRequest, *, deps: Deps, correlation_i
         now=now,
     )
     try:
-        await deps.stream.append(request, correlation_id=correlation_id)
+        event = await deps.stream.append(request, correlation_id=correlation_id)
     except VersionConflict:
         existing = await deps.stream.latest(request.id)
         if existing is None or existing.client.id != client.id:
             raise JobRequestNotFound("No such job request.") from None
         return existing
     await deps.projection.save(request)
-    deps.wake_relay(request)
+    deps.wake_relay(event)
     log.info("job_request.submitted", job_request_id=request.id)
     return request
 
@@ -172,11 +172,11 @@ async def _change(
                 continue
             raise
         try:
-            await deps.stream.append(changed, correlation_id=correlation_id)
+            event = await deps.stream.append(changed, correlation_id=correlation_id)
         except VersionConflict:
             continue
         await deps.projection.save(changed)
-        deps.wake_relay(changed)
+        deps.wake_relay(event)
         log.info(f"job_request.{changed.status.value}", job_request_id=changed.id, version=changed.version)
         return changed
     raise ChangeContended("This job request is being changed by someone else right now; try again.")

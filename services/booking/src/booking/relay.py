@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+import math
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aio_pika
 import structlog
 from prometheus_client import Counter, Gauge
 
 from booking.codec import from_document
-from booking.domain import JobRequest
 from booking.events import Document, EventStream
 from booking.store import JobRequests
 from booking_contracts import CONTENT_TYPE, EXCHANGE, SOURCE
@@ -43,7 +43,15 @@ def amqp_message(doc: Document) -> aio_pika.Message:
 
 
 class OutboxRelay:
-    """Publishes pending events: woken at once after a write, and every `sweep_seconds` in any case."""
+    """Publishes stored events with confirms, many in flight.
+
+    A request handler hands over the event it has just stored (once the projection is written), so the usual path
+    publishes from memory within milliseconds and costs no query: under load a pass carries what arrived while the
+    previous one was on the wire, plus `linger_seconds`. Every `sweep_seconds` a sweep reads from the database
+    what is still pending after `grace_seconds`: the events of a writer that crashed, of a replica that stopped, or
+    that the broker did not confirm. It repairs their projections first. Marks go on the event, a field only the
+    relay writes.
+    """
 
     def __init__(
         self,
@@ -54,6 +62,7 @@ class OutboxRelay:
         batch_size: int = 500,
         sweep_seconds: float = 2.0,
         linger_seconds: float = 0.01,
+        grace_seconds: float | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._stream = stream
@@ -62,48 +71,62 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._sweep_seconds = sweep_seconds
         self._linger_seconds = linger_seconds
+        self._grace = timedelta(seconds=2 * sweep_seconds if grace_seconds is None else grace_seconds)
         self._clock = clock
         self._wake = asyncio.Event()
-        # Requests whose projection this process wrote at that version: the publish pass need not check them.
-        self._written: OrderedDict[str, int] = OrderedDict()
+        self._ready: list[Document] = []
+        self._last_sweep = -math.inf
         self._repairs = asyncio.Semaphore(8)
 
-    def wake(self, written: JobRequest | None = None) -> None:
-        """Ask for a publish pass now: called after each stored change, with the request whose projection is written."""
-        if written is not None:
-            self._written[written.id] = max(written.version, self._written.get(written.id, 0))
-            self._written.move_to_end(written.id)
-            while len(self._written) > 100_000:
-                self._written.popitem(last=False)
+    def wake(self, event: Document | None = None) -> None:
+        """Publish `event` (just stored, its projection written) soon; without one, just run a sweep soon."""
+        if event is not None:
+            self._ready.append(event)
+        else:
+            self._last_sweep = -math.inf
         self._wake.set()
 
     async def run(self) -> None:
-        """Loop until cancelled; a failing pass is logged and retried at the next sweep."""
+        """Loop until cancelled; a failing pass is logged and what it held is left to the next sweep."""
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._sweep_seconds)
-            except TimeoutError:
-                await self._measure_backlog()
-            else:
-                # Let the changes of the next few milliseconds join this pass: each pass costs a query and a mark
-                # whatever its size, so under load fewer, larger passes publish more for the same work.
-                await asyncio.sleep(self._linger_seconds)
+            due = self._last_sweep + self._sweep_seconds - time.monotonic()
+            if due > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=due)
+                    await asyncio.sleep(self._linger_seconds)
+                except TimeoutError:
+                    pass
             self._wake.clear()
             try:
-                while await self.publish_pending() == self._batch_size:
-                    pass
+                while self._ready:
+                    await self.publish_ready()
+                if time.monotonic() - self._last_sweep >= self._sweep_seconds:
+                    self._last_sweep = time.monotonic()
+                    await self._measure_backlog()
+                    while await self.sweep() == self._batch_size:
+                        pass
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - broker or database down: the sweep tries again
                 log.warning("relay.pass_failed", error=repr(exc))
                 await asyncio.sleep(min(self._sweep_seconds, 1.0))
 
-    async def publish_pending(self) -> int:
-        """Publish one batch of pending events; return how many were pending in it."""
-        docs = await self._stream.pending(limit=self._batch_size)
+    async def publish_ready(self) -> int:
+        """Publish (up to a batch of) the events handed over; return how many the broker confirmed."""
+        docs, self._ready = self._ready[: self._batch_size], self._ready[self._batch_size :]
+        return await self._publish(docs)
+
+    async def sweep(self) -> int:
+        """Publish one batch of the events still pending after the grace period; return how many were pending."""
+        docs = await self._stream.pending(limit=self._batch_size, older_than=self._clock() - self._grace)
+        if docs:
+            await self._repair_projections(docs)
+            await self._publish(docs)
+        return len(docs)
+
+    async def _publish(self, docs: list[Document]) -> int:
         if not docs:
             return 0
-        await self._repair_projections(docs)
         confirmed = await self._publisher.publish_many(EXCHANGE, [(d["type"], amqp_message(d)) for d in docs])
         done = [d["_id"] for d, ok in zip(docs, confirmed, strict=True) if ok]
         await self._stream.mark_published(done, at=self._clock())
@@ -113,24 +136,18 @@ class OutboxRelay:
         if len(done) < len(docs):
             NOT_CONFIRMED.inc(len(docs) - len(done))
             log.warning("relay.unconfirmed", pending=len(docs) - len(done))
-            return 0  # leave the rest for the next sweep instead of spinning
-        return len(docs)
+        return len(done)
 
     async def _repair_projections(self, docs: list[Document]) -> None:
         # A writer that crashed between its event insert and its projection write left the projection behind.
-        # What this process wrote itself is known; the rest (other replicas, a crash, a write still under way) is
-        # read back one id at a time: a lookup by id is an index lookup, where FerretDB v1 would scan the whole
+        # One lookup per request: a lookup by id is an index lookup, where FerretDB v1 would scan the whole
         # collection for one `$in` of many ids.
         latest: dict[str, Document] = {}
         for doc in docs:
             state = doc["state"]
             if state["_id"] not in latest or latest[state["_id"]]["version"] < state["version"]:
                 latest[state["_id"]] = state
-        unknown = [s for request_id, s in latest.items() if self._written.get(request_id, 0) < s["version"]]
-        await asyncio.gather(*(self._repair(state) for state in unknown))
-        for request_id, state in latest.items():
-            if self._written.get(request_id, 0) <= state["version"]:
-                self._written.pop(request_id, None)
+        await asyncio.gather(*(self._repair(state) for state in latest.values()))
 
     async def _repair(self, state: Document) -> None:
         async with self._repairs:

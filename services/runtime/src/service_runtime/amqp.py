@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
+import aiormq
 import stamina
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
@@ -174,9 +175,23 @@ class ConfirmedPublisher:
     ) -> list[bool]:
         """Publish all at once and wait for every confirm; the result says, per message, if it was confirmed."""
         channel = await self.channel()
-        target = await channel.get_exchange(exchange, ensure=False) if exchange else channel.default_exchange
+        # aiormq's own publish, without waiting for each frame to reach the socket: aio-pika's waits for that while
+        # holding the channel's lock, so a batch went out one message per turn of the event loop (~55 messages/s
+        # from a busy API process); confirms, mandatory returns and timeouts work the same either way.
+        underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
         results = await asyncio.gather(
-            *(target.publish(message, routing_key=key, mandatory=True, timeout=timeout) for key, message in messages),
+            *(
+                underlay.basic_publish(
+                    message.body,
+                    exchange=exchange,
+                    routing_key=key,
+                    properties=message.properties,
+                    mandatory=True,
+                    timeout=timeout,
+                    wait=False,
+                )
+                for key, message in messages
+            ),
             return_exceptions=True,
         )
         confirmed = [isinstance(r, Basic.Ack) for r in results]
