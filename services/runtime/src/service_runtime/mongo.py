@@ -84,17 +84,20 @@ class GroupWriter:
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append((operation, answer))
         if len(self._senders) < self._max_in_flight:
-            sender = asyncio.create_task(self._send_while_waiting())
-            self._senders.add(sender)
-            sender.add_done_callback(self._senders.discard)
+            self._senders.add(asyncio.create_task(self._send_while_waiting()))
         return await answer
 
     async def _send_while_waiting(self) -> None:
-        while self._waiting:
-            batch = [(op, answer) for op, answer in self._waiting[: self._max_batch] if not answer.done()]
-            del self._waiting[: self._max_batch]
-            if batch:
-                await self._send(batch)
+        try:
+            while self._waiting:
+                batch = [(op, answer) for op, answer in self._waiting[: self._max_batch] if not answer.done()]
+                del self._waiting[: self._max_batch]
+                if batch:
+                    await self._send(batch)
+        finally:
+            # Leave the set in the same step that sees nothing waiting: a done-callback would run a loop turn
+            # later, and a write queued in between would find every sender slot taken and wait forever.
+            self._senders.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     async def _send(self, batch: list[tuple[WriteOperation, asyncio.Future[bool]]]) -> None:
         errors: dict[int, dict[str, Any]] = {}

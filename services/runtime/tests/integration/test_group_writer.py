@@ -70,3 +70,13 @@ async def test_a_lost_connection_fails_every_caller_of_the_batch_and_the_next_in
     finally:
         await client.close()
         await proxy.close()
+
+
+async def test_a_write_right_after_a_batch_finished_is_sent_and_does_not_wait_forever(collection: Any) -> None:
+    inserter = GroupWriter(collection, in_flight=1)
+
+    async def one_after_another() -> None:
+        for n in range(20):  # the caller resumes before the finished sender task's done-callbacks run
+            assert await inserter.insert({"_id": f"s{n}", "key": f"s{n}"}) is True
+
+    await asyncio.wait_for(one_after_another(), timeout=10)
