@@ -77,6 +77,8 @@ async def design(
                     failures[f"{name}@{rate}"] = {
                         k: dict(list(v.items())[:5]) | {"count": len(v)} for k, v in problems.items()
                     }
+                # Mailpit slows down as its store grows (54,000 messages after a day of runs): keep it small.
+                await mailpit.delete_matching(f"cc:{who.business.admin_email}")
                 if n == 0:
                     continue
                 numbers = step_numbers(rate, answers, times, complete and not problems)
@@ -103,6 +105,25 @@ async def design(
         await mailpit.close()
         await mongo.close()
     return {"steps": steps, "exactly_once_failures": failures}
+
+
+async def forget_mail(query: str, run: Run) -> None:
+    """Delete the run's messages from Mailpit, which slows down as its store grows."""
+    mailpit = Mailpit(run.servers.mailpit_url)
+    try:
+        await mailpit.delete_matching(query)
+    finally:
+        await mailpit.close()
+
+
+async def drop_databases(run: Run) -> None:
+    """Drop the run's databases (the results file keeps every number)."""
+    mongo = connect_mongo(run.servers.mongodb_url, app_name="bench-cleanup")
+    try:
+        for part in ("booking", "notifier", "audit", "sync", "limits"):
+            await mongo.drop_database(run.db(part))
+    finally:
+        await mongo.close()
 
 
 def per_cancellation_limits(part_limits: dict[str, Any]) -> dict[str, float]:
@@ -147,6 +168,7 @@ async def main() -> int:
                 ),
             }
             await mongo.close()
+            await forget_mail("cc:admin-limits@bench.example", run)
         else:
             results["limits"] = {}
         print("step 2: the platform end to end (services as processes)", flush=True)
@@ -172,6 +194,7 @@ async def main() -> int:
             elif proc.poll() is None:
                 proc.terminate()
         run.delete_vhost()
+        await drop_databases(run)
     results["summary"] = summary(results)
     json_path, png_path = save(results, RESULTS / run.name)
     print(table(results))

@@ -47,5 +47,10 @@ class Mailpit:
             if len(messages) < 500:
                 return found
 
+    async def delete_matching(self, query: str) -> None:
+        """Delete every message matching a Mailpit search query (keeps the mail store small between runs)."""
+        response = await self._http.delete("/api/v1/search", params={"query": query})
+        response.raise_for_status()
+
     async def close(self) -> None:
         await self._http.aclose()
