@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import date, datetime, time
 from typing import Any, cast
 from uuid import UUID
@@ -26,17 +25,39 @@ from booking_contracts import (
 )
 
 
+def _plain(value: Any) -> dict[str, Any]:
+    # The domain's value objects are flat dataclasses; `dataclasses.asdict` deep-copies recursively: 59 µs per
+    # request document against 5 µs this way (it showed in booking's profile under load).
+    return dict(vars(value)) if not hasattr(value, "__slots__") else {k: getattr(value, k) for k in value.__slots__}
+
+
 def to_document(request: JobRequest) -> dict[str, Any]:
     """The projection document (also the state snapshot stored with each event)."""
-    doc = asdict(request)
-    doc["_id"] = doc.pop("id")
-    doc["status"] = request.status.value
-    doc["date"] = request.date.isoformat()
-    doc["start_time"] = request.start_time.strftime("%H:%M")
-    doc["pets"] = [asdict(p) for p in request.pets]
-    doc["business_id"] = request.business.id
-    doc["client_id"] = request.client.id
-    return doc
+
+    def actor(value: Actor | None) -> dict[str, Any] | None:
+        return _plain(value) if value is not None else None
+
+    return {
+        "version": request.version,
+        "status": request.status.value,
+        "client": _plain(request.client),
+        "business": _plain(request.business),
+        "service": _plain(request.service),
+        "pets": [_plain(p) for p in request.pets],
+        "date": request.date.isoformat(),
+        "start_time": request.start_time.strftime("%H:%M"),
+        "notes": request.notes,
+        "submitted_at": request.submitted_at,
+        "submitted_by": actor(request.submitted_by),
+        "scheduled_at": request.scheduled_at,
+        "scheduled_by": actor(request.scheduled_by),
+        "cancelled_at": request.cancelled_at,
+        "cancelled_by": actor(request.cancelled_by),
+        "cancel_reason": request.cancel_reason,
+        "_id": request.id,
+        "business_id": request.business.id,
+        "client_id": request.client.id,
+    }
 
 
 def from_document(doc: dict[str, Any]) -> JobRequest:
@@ -72,10 +93,10 @@ def event_data(request: JobRequest) -> JobRequestEvent:
     """The contract data of the change that brought the request to its current status."""
     common: dict[str, Any] = {
         "job_request_id": request.id,
-        "client": ClientRef(**asdict(request.client)),
-        "business": BusinessRef(**asdict(request.business)),
-        "service": ServiceRef(**asdict(request.service)),
-        "pets": [PetRef(**asdict(p)) for p in request.pets],
+        "client": ClientRef(**_plain(request.client)),
+        "business": BusinessRef(**_plain(request.business)),
+        "service": ServiceRef(**_plain(request.service)),
+        "pets": [PetRef(**_plain(p)) for p in request.pets],
         "requested_date": request.date,
         "requested_start_time": request.start_time,
     }
