@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
@@ -9,8 +10,10 @@ from typing import Any
 
 import aio_pika
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, MongoClient
+from pymongo.errors import PyMongoError
 
+from tests.support.ids import ISSUED
 from tests.support.mailpit import Mailpit
 from tests.support.servers import Servers, resolve
 from tests.support.vhosts import own_vhost
@@ -28,6 +31,20 @@ def servers() -> Iterator[Servers]:
         base = replace(found, amqp_base_url=found.amqp_url)
         _, amqp_url = stack.enter_context(own_vhost(base, "tests"))
         yield replace(base, amqp_url=amqp_url)
+        _drop_databases_of_this_session(found.mongodb_url)
+
+
+def _drop_databases_of_this_session(mongodb_url: str) -> None:
+    """Drop the databases whose names carry an id this session made (other sessions' databases stay)."""
+    if not ISSUED:
+        return
+    try:
+        with MongoClient(mongodb_url, serverSelectionTimeoutMS=3000) as client:
+            for name in client.list_database_names():
+                if any(token in name for token in ISSUED):
+                    client.drop_database(name)
+    except PyMongoError as exc:  # the servers may be gone already; leftovers are harmless
+        warnings.warn(f"could not drop this session's test databases: {exc!r}", stacklevel=1)
 
 
 @pytest.fixture(scope="session")
