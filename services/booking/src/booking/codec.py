@@ -28,7 +28,7 @@ from booking_contracts import (
 def _plain(value: Any) -> dict[str, Any]:
     # The domain's value objects are flat dataclasses; `dataclasses.asdict` deep-copies recursively: 59 µs per
     # request document against 5 µs this way (it showed in booking's profile under load).
-    return dict(vars(value)) if not hasattr(value, "__slots__") else {k: getattr(value, k) for k in value.__slots__}
+    return {name: getattr(value, name) for name in value.__slots__}
 
 
 def to_document(request: JobRequest) -> dict[str, Any]:

@@ -68,13 +68,11 @@ class EventStream:
             raise VersionConflict(request.id)
         return document
 
-    async def pending(self, *, limit: int, older_than: datetime | None = None) -> list[Document]:
-        """Events not yet confirmed by the broker, oldest first."""
-        query: Document = dict(PENDING)
-        if older_than is not None:
-            query["occurred_at"] = {"$lt": older_than}
+    async def pending(self, *, limit: int, older_than: datetime) -> list[Document]:
+        """Events stored before `older_than` and not yet confirmed by the broker, oldest first."""
         cursor = self._events.find(
-            query, {"payload": 1, "type": 1, "correlation_id": 1, "occurred_at": 1, "state": 1}
+            {**PENDING, "occurred_at": {"$lt": older_than}},
+            {"payload": 1, "type": 1, "correlation_id": 1, "occurred_at": 1, "state": 1},
         ).sort("occurred_at", ASCENDING)
         return await cursor.limit(limit).to_list()
 

@@ -48,7 +48,7 @@ class OutboxRelay:
     A request handler hands over the event it has just stored (once the projection is written), so the usual path
     publishes from memory within milliseconds and costs no query: under load a pass carries what arrived while the
     previous one was on the wire, plus `linger_seconds`. Every `sweep_seconds` a sweep reads from the database
-    what is still pending after `grace_seconds`: the events of a writer that crashed, of a replica that stopped, or
+    what is still pending after twice that: the events of a writer that crashed, of a replica that stopped, or
     that the broker did not confirm. It repairs their projections first. Marks go on the event, a field only the
     relay writes.
     """
@@ -62,7 +62,6 @@ class OutboxRelay:
         batch_size: int = 500,
         sweep_seconds: float = 2.0,
         linger_seconds: float = 0.01,
-        grace_seconds: float | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._stream = stream
@@ -71,19 +70,16 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._sweep_seconds = sweep_seconds
         self._linger_seconds = linger_seconds
-        self._grace = timedelta(seconds=2 * sweep_seconds if grace_seconds is None else grace_seconds)
+        self._grace = timedelta(seconds=2 * sweep_seconds)
         self._clock = clock
         self._wake = asyncio.Event()
         self._ready: list[Document] = []
         self._last_sweep = -math.inf
         self._repairs = asyncio.Semaphore(8)
 
-    def wake(self, event: Document | None = None) -> None:
-        """Publish `event` (just stored, its projection written) soon; without one, just run a sweep soon."""
-        if event is not None:
-            self._ready.append(event)
-        else:
-            self._last_sweep = -math.inf
+    def wake(self, event: Document) -> None:
+        """Publish `event` (just stored, its projection written) soon."""
+        self._ready.append(event)
         self._wake.set()
 
     async def run(self) -> None:

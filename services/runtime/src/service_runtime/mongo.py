@@ -7,7 +7,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient, IndexModel, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
+from pymongo.errors import BulkWriteError, WriteError
 
 DUPLICATE_KEY = 11000
 
@@ -41,11 +41,6 @@ async def ensure_indexes(collection: AsyncCollection[dict[str, Any]], indexes: l
     """Create indexes one command each: FerretDB v1 panics on a multi-index createIndexes whose indexes exist."""
     for index in indexes:
         await collection.create_indexes([index])
-
-
-def only_duplicates(error: BulkWriteError) -> bool:
-    """True when every error of an unordered bulk insert is a duplicate key (already done)."""
-    return all(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", []))
 
 
 WriteOperation = InsertOne[dict[str, Any]] | ReplaceOne[dict[str, Any]] | UpdateOne
@@ -125,14 +120,11 @@ class GroupWriter:
 
 
 __all__ = [
-    "BulkWriteError",
-    "DuplicateKeyError",
     "GroupWriter",
     "InsertOne",
     "ReplaceOne",
     "UpdateOne",
     "connect_mongo",
     "ensure_indexes",
-    "only_duplicates",
     "ping",
 ]
