@@ -77,10 +77,7 @@ class Tuning:
 def start_services(run: Run, tuning: Tuning) -> dict[str, ServiceProcess]:
     """Booking, notifier and audit as real processes on the run's vhost, databases and queues."""
     common = {
-        "AMQP_URL": run.amqp_url,
-        "MONGODB_URL": run.servers.mongodb_url,
-        "SMTP_HOST": run.servers.smtp_host,
-        "SMTP_PORT": str(run.servers.smtp_port),
+        **run.servers.service_env(amqp_url=run.amqp_url),
         "LOG_LEVEL": "WARNING",
         "ENVIRONMENT": "local",
         **tuning.env(),

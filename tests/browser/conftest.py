@@ -66,13 +66,7 @@ def processes(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Ite
     logs = tmp_path_factory.mktemp("browser-logs")
     run = unique("browser").replace("-", "_")
     with own_vhost(servers, "browser") as (_, amqp_url):
-        common = {
-            "AMQP_URL": amqp_url,
-            "MONGODB_URL": servers.mongodb_url,
-            "SMTP_HOST": servers.smtp_host,
-            "SMTP_PORT": str(servers.smtp_port),
-            "AUTH_SECRET": AUTH_SECRET,
-        }
+        common = {**servers.service_env(amqp_url=amqp_url), "AUTH_SECRET": AUTH_SECRET}
         procs = {
             name: ServiceProcess(name, {**common, "MONGODB_DATABASE": f"{name}_{run}"}, logs / f"{name}.log")
             for name in ("booking", "notifier", "audit")

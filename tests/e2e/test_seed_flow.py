@@ -45,13 +45,7 @@ def processes(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Ite
     logs = tmp_path_factory.mktemp("logs")
     run = unique("e2e").replace("-", "_")
     with own_vhost(servers, "e2e") as (_, amqp_url):
-        common = {
-            "AMQP_URL": amqp_url,
-            "MONGODB_URL": servers.mongodb_url,
-            "SMTP_HOST": servers.smtp_host,
-            "SMTP_PORT": str(servers.smtp_port),
-            "AUTH_SECRET": "e2e-secret-" + "x" * 32,
-        }
+        common = {**servers.service_env(amqp_url=amqp_url), "AUTH_SECRET": "e2e-secret-" + "x" * 32}
         envs = {
             "booking": {**common, "MONGODB_DATABASE": f"booking_{run}", "RELAY_SWEEP_SECONDS": "1"},
             "notifier": {**common, "MONGODB_DATABASE": f"notifier_{run}"},

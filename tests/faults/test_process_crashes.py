@@ -40,11 +40,8 @@ def logs(tmp_path: Path) -> Iterator[Path]:
 
 def env_of(stack: Stack, service: str, **extra: str) -> dict[str, str]:
     return {
-        "AMQP_URL": stack.vhost.amqp_url,
-        "MONGODB_URL": stack.servers.mongodb_url,
+        **stack.servers.service_env(amqp_url=stack.vhost.amqp_url),
         "MONGODB_DATABASE": f"{service}_{stack.run}",
-        "SMTP_HOST": stack.servers.smtp_host,
-        "SMTP_PORT": str(stack.servers.smtp_port),
         "AUTH_SECRET": SECRET,
         "RETRY_DELAYS_MS": "[300, 600, 1200, 2400]",
         "EMAIL_CLAIM_LEASE_SECONDS": "2",

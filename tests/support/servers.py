@@ -21,6 +21,15 @@ class Servers:
     amqp_base_url: str = ""
     """The broker's URL without a virtual host (`amqp_url` may name the test session's own vhost)."""
 
+    def service_env(self, *, amqp_url: str | None = None) -> dict[str, str]:
+        """The environment a service process needs to reach these servers (AMQP on `amqp_url` if given)."""
+        return {
+            "AMQP_URL": amqp_url or self.amqp_url,
+            "MONGODB_URL": self.mongodb_url,
+            "SMTP_HOST": self.smtp_host,
+            "SMTP_PORT": str(self.smtp_port),
+        }
+
 
 LOCAL = Servers(
     amqp_url="amqp://guest:guest@127.0.0.1:5672/",
