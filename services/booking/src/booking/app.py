@@ -23,7 +23,7 @@ from service_runtime.amqp import ConfirmedPublisher, connect_amqp, declare_event
 from service_runtime.health import Connections, within
 from service_runtime.logs import configure_logging
 from service_runtime.mongo import connect_mongo
-from service_runtime.web import install_basics, install_error_table
+from service_runtime.web import service_app
 
 log = structlog.get_logger(__name__)
 
@@ -79,12 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def relay_running() -> bool:
         return bool(relay_tasks) and not relay_tasks[0].done()
 
-    app = FastAPI(title="booking", version="1.0.0", lifespan=lifespan)
-    app.state.tokens = settings.token_codec()
-    install_error_table(app, ERROR_STATUS)
-    install_basics(
-        app,
-        max_body_bytes=settings.max_body_bytes,
+    app = service_app(
+        "booking",
+        settings,
+        lifespan=lifespan,
+        error_table=ERROR_STATUS,
         readiness={
             "mongodb": connections.mongo_ready,
             "rabbitmq": connections.broker_ready,

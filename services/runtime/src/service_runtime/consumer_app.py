@@ -17,7 +17,7 @@ from service_runtime.errors import DomainError
 from service_runtime.health import Connections, within
 from service_runtime.mongo import connect_mongo
 from service_runtime.settings import ServiceSettings
-from service_runtime.web import install_basics, install_error_table
+from service_runtime.web import service_app
 
 log = structlog.get_logger(__name__)
 
@@ -64,19 +64,18 @@ def create_consumer_app(
     async def consuming() -> bool:
         return bool(consumers) and await consumers[0].is_consuming()
 
-    app = FastAPI(title=name, version="1.0.0", lifespan=lifespan)
-    app.state.tokens = settings.token_codec()
-    app.state.topology = topology
-    install_error_table(app, error_table)
-    install_basics(
-        app,
-        max_body_bytes=settings.max_body_bytes,
+    app = service_app(
+        name,
+        settings,
+        lifespan=lifespan,
+        error_table=error_table,
         readiness={
             "mongodb": connections.mongo_ready,
             "rabbitmq": connections.broker_ready,
             "consumer": consuming,
         },
     )
+    app.state.topology = topology
     for router in routers:
         app.include_router(router)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 import structlog
@@ -18,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service_runtime.errors import DomainError
+from service_runtime.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 
@@ -114,6 +116,22 @@ def install_basics(app: FastAPI, *, max_body_bytes: int, readiness: Mapping[str,
     Instrumentator(excluded_handlers=["/healthz", "/readyz", "/metrics"]).instrument(app).expose(
         app, endpoint="/metrics", include_in_schema=False
     )
+
+
+def service_app(
+    title: str,
+    settings: ServiceSettings,
+    *,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    error_table: Mapping[type[DomainError], int],
+    readiness: Mapping[str, ReadinessCheck],
+) -> FastAPI:
+    """A service's app with what every service has: its token codec, one error table, the basics above."""
+    app = FastAPI(title=title, version="1.0.0", lifespan=lifespan)
+    app.state.tokens = settings.token_codec()
+    install_error_table(app, error_table)
+    install_basics(app, max_body_bytes=settings.max_body_bytes, readiness=readiness)
+    return app
 
 
 def install_cors(app: FastAPI, origins: Sequence[str]) -> None:
