@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             batch_size=settings.relay_batch_size,
             sweep_seconds=settings.relay_sweep_seconds,
             linger_seconds=settings.relay_linger_seconds,
+            mark_seconds=settings.relay_mark_seconds,
         )
         app.state.deps = Deps(catalogue=catalogue, stream=stream, projection=projection, wake_relay=relay.wake)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             relay_task.cancel()
             with suppress(asyncio.CancelledError):
                 await relay_task
+            await within(relay.flush_marks(), what="relay.flush_marks")  # spares republishing on restart
             await within(publisher.close(), what="publisher.close")
             await connections.close()
 

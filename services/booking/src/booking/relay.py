@@ -50,7 +50,9 @@ class OutboxRelay:
     previous one was on the wire, plus `linger_seconds`. Every `sweep_seconds` a sweep reads from the database
     what is still pending after twice that: the events of a writer that crashed, of a replica that stopped, or
     that the broker did not confirm. It repairs their projections first. Marks go on the event, a field only the
-    relay writes.
+    relay writes, gathered for up to `mark_seconds` into one update: on FerretDB v1 each update command reads
+    every pending event, so one per publish pass cost more than the publishing. A crash before the marks are
+    written only republishes those events (consumers drop duplicates by event id).
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class OutboxRelay:
         batch_size: int = 500,
         sweep_seconds: float = 2.0,
         linger_seconds: float = 0.01,
+        mark_seconds: float = 0.25,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._stream = stream
@@ -71,6 +74,9 @@ class OutboxRelay:
         self._sweep_seconds = sweep_seconds
         self._linger_seconds = linger_seconds
         self._grace = timedelta(seconds=2 * sweep_seconds)
+        self._mark_seconds = min(mark_seconds, sweep_seconds)  # marks land well before the sweep would see them
+        self._confirmed: list[str] = []
+        self._marks_due = math.inf
         self._clock = clock
         self._wake = asyncio.Event()
         self._ready: list[Document] = []
@@ -85,7 +91,7 @@ class OutboxRelay:
     async def run(self) -> None:
         """Loop until cancelled; a failing pass is logged and what it held is left to the next sweep."""
         while True:
-            due = self._last_sweep + self._sweep_seconds - time.monotonic()
+            due = min(self._last_sweep + self._sweep_seconds, self._marks_due) - time.monotonic()
             if due > 0:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=due)
@@ -96,6 +102,8 @@ class OutboxRelay:
             try:
                 while self._ready:
                     await self.publish_ready()
+                if time.monotonic() >= self._marks_due:
+                    await self.flush_marks()
                 if time.monotonic() - self._last_sweep >= self._sweep_seconds:
                     self._last_sweep = time.monotonic()
                     await self._measure_backlog()
@@ -118,14 +126,23 @@ class OutboxRelay:
         if docs:
             await self._repair_projections(docs)
             await self._publish(docs)
+            await self.flush_marks()  # before the next sweep reads the pending events again
         return len(docs)
+
+    async def flush_marks(self) -> None:
+        """Record the confirms gathered since the last flush; if this fails, the sweep republishes them."""
+        done, self._confirmed, self._marks_due = self._confirmed, [], math.inf
+        for start in range(0, len(done), self._batch_size):
+            await self._stream.mark_published(done[start : start + self._batch_size], at=self._clock())
 
     async def _publish(self, docs: list[Document]) -> int:
         if not docs:
             return 0
         confirmed = await self._publisher.publish_many(EXCHANGE, [(d["type"], amqp_message(d)) for d in docs])
         done = [d["_id"] for d, ok in zip(docs, confirmed, strict=True) if ok]
-        await self._stream.mark_published(done, at=self._clock())
+        if done and not self._confirmed:
+            self._marks_due = time.monotonic() + self._mark_seconds
+        self._confirmed += done
         for doc, ok in zip(docs, confirmed, strict=True):
             if ok:
                 PUBLISHED.labels(doc["type"]).inc()

@@ -15,6 +15,7 @@ class Settings(ServiceSettings):
     relay_batch_size: int = 500
     relay_sweep_seconds: float = 2.0
     relay_linger_seconds: float = 0.01
+    relay_mark_seconds: float = 0.25
     notifier_url: str = Field(
         default="http://127.0.0.1:8002", description="Notifier as the admin pages' browser sees it."
     )

@@ -1,0 +1,164 @@
+"""The outbox relay against a real RabbitMQ (a vhost of its own) and the MongoDB-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from dataclasses import dataclass, replace
+from typing import Any
+
+import aio_pika
+import pytest
+from pymongo import AsyncMongoClient
+
+from booking import domain
+from booking.events import EventStream
+from booking.handlers import utc_now
+from booking.relay import OutboxRelay
+from booking.store import JobRequests
+from service_runtime.amqp import ConfirmedPublisher, connect_amqp, declare_events_exchange
+from tests.support.ids import unique
+from tests.support.requests import CLIENT, a_request
+from tests.support.servers import Servers
+from tests.support.vhosts import own_vhost
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Outbox:
+    stream: EventStream
+    projection: JobRequests
+    publisher: ConfirmedPublisher
+    events: Any  # the stream's collection, to look at the marks
+    received: list[str]  # event ids, in the order a probe queue got them
+
+    def relay(self, **options: Any) -> OutboxRelay:
+        return OutboxRelay(stream=self.stream, projection=self.projection, publisher=self.publisher, **options)
+
+    async def cancellations(self, n: int) -> list[dict[str, Any]]:
+        """Store n cancellations (with their projections) as the handlers do; return the stored events."""
+        stored = []
+        for _ in range(n):
+            # Cancelled now: the sweep goes by the event's time, and leaves what is younger than its grace alone.
+            cancelled = domain.cancel(replace(a_request(), id=unique("jr")), by=CLIENT, now=utc_now(), reason=None)
+            stored.append(await self.stream.append(cancelled, correlation_id="c"))
+            await self.projection.save(cancelled)
+        return stored
+
+    async def pending(self) -> int:
+        return await self.events.count_documents({"published_at": None})
+
+
+@pytest.fixture
+async def outbox(servers: Servers, mongo: AsyncMongoClient[dict[str, Any]]) -> AsyncIterator[Outbox]:
+    db = mongo[unique("relay").replace("-", "_")]
+    stream, projection = EventStream(db), JobRequests(db)
+    await stream.create_indexes()
+    await projection.create_indexes()
+    with own_vhost(servers, "relay") as (_, url):
+        connection = await connect_amqp(url, name="relay-test")
+        channel = await connection.channel()
+        exchange = await declare_events_exchange(channel)
+        probe = await channel.declare_queue(exclusive=True)
+        await probe.bind(exchange, "#")
+        received: list[str] = []
+
+        async def collect(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with message.process():
+                received.append(str(message.message_id))
+
+        await probe.consume(collect)
+        publisher = ConfirmedPublisher(connection)
+        try:
+            yield Outbox(stream, projection, publisher, db["job_request_events"], received)
+        finally:
+            await publisher.close()
+            await connection.close()
+            await mongo.drop_database(db.name)
+
+
+async def _running(relay: OutboxRelay) -> asyncio.Task[None]:
+    return asyncio.create_task(relay.run())
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+
+
+async def test_handed_over_events_are_published_once_and_their_marks_go_together(outbox: Outbox) -> None:
+    relay = outbox.relay(sweep_seconds=0.5, mark_seconds=0.5)
+    task = await _running(relay)
+    try:
+        await asyncio.sleep(0.1)  # the first sweep, of an empty outbox, is behind us
+        stored = await outbox.cancellations(6)
+        for event in stored[:3]:
+            relay.wake(event)
+        await eventually(lambda: _received(outbox, 3), timeout=5)
+        for event in stored[3:]:
+            relay.wake(event)
+        await eventually(lambda: _received(outbox, 6), timeout=5)
+        assert await outbox.pending() == 6  # confirmed, not marked yet: the marks wait for each other
+
+        await eventually(lambda: _none_pending(outbox), timeout=5)
+        marked = {e["published_at"] for e in await outbox.events.find({}, {"published_at": 1}).to_list()}
+        assert len(marked) == 1  # one update for the six
+        await asyncio.sleep(1.5)  # sweeps come and go: none of them republishes
+        assert sorted(outbox.received) == sorted(e["_id"] for e in stored)
+    finally:
+        await _stop(task)
+
+
+async def test_a_stopping_relay_writes_the_marks_it_holds(outbox: Outbox) -> None:
+    relay = outbox.relay(sweep_seconds=5.0, mark_seconds=5.0)
+    task = await _running(relay)
+    try:
+        await asyncio.sleep(0.1)
+        for event in await outbox.cancellations(2):
+            relay.wake(event)
+        await eventually(lambda: _received(outbox, 2), timeout=5)
+        assert await outbox.pending() == 2
+    finally:
+        await _stop(task)
+    await relay.flush_marks()  # what booking's shutdown does
+    assert await outbox.pending() == 0
+
+
+async def test_marks_that_fail_to_be_written_leave_the_events_to_the_sweep(outbox: Outbox) -> None:
+    relay = outbox.relay(sweep_seconds=0.4, mark_seconds=0.1)
+    failing = True
+    original = outbox.stream.mark_published
+
+    async def mark_published(event_ids: list[str], **kwargs: Any) -> None:
+        if failing:
+            raise ConnectionError("database unreachable")  # the write of the marks fails
+        await original(event_ids, **kwargs)
+
+    outbox.stream.mark_published = mark_published  # type: ignore[method-assign]
+    task = await _running(relay)
+    try:
+        await asyncio.sleep(0.1)
+        stored = await outbox.cancellations(2)
+        for event in stored:
+            relay.wake(event)
+        await eventually(lambda: _received(outbox, 2), timeout=5)
+        await asyncio.sleep(0.3)
+        assert await outbox.pending() == 2
+        failing = False
+        # The sweep finds them after its grace (2 x 0.4 s), publishes them again and this time marks them.
+        await eventually(lambda: _none_pending(outbox), timeout=10)
+        assert sorted(outbox.received) == sorted([e["_id"] for e in stored] * 2)
+    finally:
+        await _stop(task)
+
+
+async def _received(outbox: Outbox, n: int) -> bool:
+    return len(outbox.received) >= n
+
+
+async def _none_pending(outbox: Outbox) -> bool:
+    return await outbox.pending() == 0
