@@ -33,6 +33,9 @@ def arguments() -> argparse.Namespace:
     )
     parser.add_argument("--prefetch", type=int, default=int(os.environ.get("PREFETCH", 200)))
     parser.add_argument("--smtp-connections", type=int, default=int(os.environ.get("SMTP_CONNECTIONS", 8)))
+    parser.add_argument(
+        "--consumer-nice", type=int, default=0, help="nice value of notifier and audit (default: as booking's)"
+    )
     parser.add_argument("--skip-limits", action="store_true")
     parser.add_argument("--skip-sync", action="store_true")
     return parser.parse_args()
@@ -145,7 +148,7 @@ def per_cancellation_limits(part_limits: dict[str, Any]) -> dict[str, float]:
 async def main() -> int:
     args = arguments()
     run = Run()
-    tuning = Tuning(prefetch=args.prefetch, smtp_connections=args.smtp_connections)
+    tuning = Tuning(prefetch=args.prefetch, smtp_connections=args.smtp_connections, consumer_nice=args.consumer_nice)
     results: dict[str, Any] = {
         "run": run.name,
         "started": datetime.now(UTC).isoformat(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -69,6 +70,7 @@ class Tuning:
     prefetch: int = 200
     smtp_connections: int = 8
     relay_batch_size: int = 500
+    consumer_nice: int = 0  # > 0: notifier and audit yield the cores to booking's API (see bench/README.md)
 
     def env(self) -> dict[str, str]:
         return {"PREFETCH": str(self.prefetch), "SMTP_CONNECTIONS": str(self.smtp_connections)}
@@ -90,7 +92,23 @@ def start_services(run: Run, tuning: Tuning) -> dict[str, ServiceProcess]:
     procs = {name: ServiceProcess(name, env, run.log_dir() / f"{name}.log") for name, env in envs.items()}
     for proc in procs.values():
         proc.start(ready_timeout=60)
+    for name in ("notifier", "audit"):
+        lower_priority(procs[name], tuning.consumer_nice)
     return procs
+
+
+def lower_priority(proc: ServiceProcess, nice: int) -> None:
+    """Raise the nice value of every thread of the process (on Linux a nice value is per thread).
+
+    Everything shares two cores here; in production each service has CPU of its own (its pods, their requests).
+    A consumer's work can wait a little where an HTTP answer cannot: the decoupled design allows that priority,
+    the synchronous one cannot, since it answers only after doing all the work.
+    """
+    if nice <= 0 or proc.process is None:
+        return
+    for task in Path(f"/proc/{proc.process.pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
 
 
 def start_sync_app(run: Run, tuning: Tuning) -> tuple[subprocess.Popen[bytes], str]:
