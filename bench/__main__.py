@@ -13,7 +13,16 @@ from typing import Any
 import aiohttp
 
 from bench import limits
-from bench.environment import RESULTS, Run, Tuning, seed_requests, start_services, start_sync_app, tenant
+from bench.environment import (
+    RESULTS,
+    Run,
+    Tuning,
+    seed_requests,
+    start_services,
+    start_slow_smtp,
+    start_sync_app,
+    tenant,
+)
 from bench.load import collect_effects, exactly_once, offer, wait_for_effects
 from bench.report import save, step_numbers, table
 from service_runtime.mongo import connect_mongo
@@ -35,6 +44,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--smtp-connections", type=int, default=int(os.environ.get("SMTP_CONNECTIONS", 8)))
     parser.add_argument(
         "--consumer-nice", type=int, default=0, help="nice value of notifier and audit (default: as booking's)"
+    )
+    parser.add_argument(
+        "--smtp-reply-delay-ms",
+        type=float,
+        default=0.0,
+        help="delay every SMTP reply by this much (an SMTP provider, not a local catcher); both designs and step 1",
     )
     parser.add_argument("--skip-limits", action="store_true")
     parser.add_argument("--skip-sync", action="store_true")
@@ -148,12 +163,17 @@ def per_cancellation_limits(part_limits: dict[str, Any]) -> dict[str, float]:
 async def main() -> int:
     args = arguments()
     run = Run()
+    slow_smtp = None
+    if args.smtp_reply_delay_ms > 0:
+        slow_smtp, servers = start_slow_smtp(run.servers, args.smtp_reply_delay_ms)
+        run = Run(servers=servers, name=run.name)
     tuning = Tuning(prefetch=args.prefetch, smtp_connections=args.smtp_connections, consumer_nice=args.consumer_nice)
     results: dict[str, Any] = {
         "run": run.name,
         "started": datetime.now(UTC).isoformat(),
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
         "tuning": tuning.__dict__,
+        "smtp_reply_delay_ms": args.smtp_reply_delay_ms,
         "step_seconds": args.seconds,
     }
     print(f"bench run {run.name} (vhost and databases of its own)", flush=True)
@@ -198,6 +218,8 @@ async def main() -> int:
                 proc.terminate()
         run.delete_vhost()
         await drop_databases(run)
+        if slow_smtp is not None:
+            slow_smtp.terminate()
     results["summary"] = summary(results)
     json_path, png_path = save(results, RESULTS / run.name)
     print(table(results))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
@@ -109,6 +110,21 @@ def lower_priority(proc: ServiceProcess, nice: int) -> None:
     for task in Path(f"/proc/{proc.process.pid}/task").iterdir():
         with contextlib.suppress(ProcessLookupError):
             os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+
+
+def start_slow_smtp(servers: Servers, reply_delay_ms: float) -> tuple[subprocess.Popen[bytes], Servers]:
+    """A relay in front of the SMTP server that delays each reply (bench/slow_smtp.py); the servers to use with it."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "bench.slow_smtp", "--port", str(port), "--reply-delay-ms", str(reply_delay_ms)]
+    cmd += ["--target-host", servers.smtp_host, "--target-port", str(servers.smtp_port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return proc, replace(servers, smtp_host="127.0.0.1", smtp_port=port)
+        time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError("bench.slow_smtp did not start listening")
 
 
 def start_sync_app(run: Run, tuning: Tuning) -> tuple[subprocess.Popen[bytes], str]:
