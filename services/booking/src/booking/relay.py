@@ -106,6 +106,7 @@ class OutboxRelay:
                     await self.flush_marks()
                 if time.monotonic() - self._last_sweep >= self._sweep_seconds:
                     self._last_sweep = time.monotonic()
+                    await self.flush_marks()  # the backlog counts what the broker has not confirmed, no more
                     await self._measure_backlog()
                     while await self.sweep() == self._batch_size:
                         pass

@@ -91,7 +91,7 @@ async def _stop(task: asyncio.Task[None]) -> None:
 
 
 async def test_handed_over_events_are_published_once_and_their_marks_go_together(outbox: Outbox) -> None:
-    relay = outbox.relay(sweep_seconds=0.5, mark_seconds=0.5)
+    relay = outbox.relay(sweep_seconds=1.0, mark_seconds=1.0)
     task = await _running(relay)
     try:
         await asyncio.sleep(0.1)  # the first sweep, of an empty outbox, is behind us
@@ -107,7 +107,7 @@ async def test_handed_over_events_are_published_once_and_their_marks_go_together
         await eventually(lambda: _none_pending(outbox), timeout=5)
         marked = {e["published_at"] for e in await outbox.events.find({}, {"published_at": 1}).to_list()}
         assert len(marked) == 1  # one update for the six
-        await asyncio.sleep(1.5)  # sweeps come and go: none of them republishes
+        await asyncio.sleep(2.5)  # sweeps come and go (grace 2 s): none of them republishes
         assert sorted(outbox.received) == sorted(e["_id"] for e in stored)
     finally:
         await _stop(task)
