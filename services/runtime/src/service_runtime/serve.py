@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import TypeVar
@@ -55,7 +56,23 @@ def run_http(app: FastAPI, *, host: str, port: int) -> None:
 def serve_app(name: str, settings: S, create_app: Callable[[S], FastAPI]) -> None:
     """Configure logs, build the app from its settings, and serve it."""
     configure_logging(service=name, level=settings.log_level, json=settings.log_json)
-    run_http(create_app(settings), host=settings.http_host, port=settings.http_port)
+    app = create_app(settings)
+    tune_gc(settings.gc_gen0_threshold)
+    run_http(app, host=settings.http_host, port=settings.http_port)
+
+
+def tune_gc(gen0_threshold: int) -> None:
+    """Collect cyclic garbage less often, and never look again at what start-up built (modules, app, settings).
+
+    A service allocates many short-lived objects per request or message; CPython's default (a collection every
+    700 net allocations of tracked objects) made the collector run hundreds of times a second under load, each
+    time walking objects that live as long as the process. Measured at 90 cancellations/s: booking and notifier
+    together spent 3-7 % less CPU with 20,000 and frozen start-up objects (bench/README.md).
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(gen0_threshold, gen1, gen2)
 
 
 def consumer_service_cli(

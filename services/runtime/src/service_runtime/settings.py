@@ -30,6 +30,9 @@ class ServiceSettings(BaseSettings):
     prefetch: int = Field(default=200, ge=1, le=2000)
     amqp_heartbeat_seconds: int = Field(default=15, ge=1, le=600)
     max_body_bytes: int = 64 * 1024
+    gc_gen0_threshold: int = Field(
+        default=20_000, ge=100, description="Allocations between two young-generation collections (CPython: 700)."
+    )
 
     @model_validator(mode="after")
     def _no_placeholder_secret_outside_local(self) -> ServiceSettings:
