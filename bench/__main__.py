@@ -27,6 +27,7 @@ from bench.load import collect_effects, exactly_once, offer, wait_for_effects
 from bench.report import save, step_numbers, table
 from service_runtime.mongo import connect_mongo
 from tests.support.mailpit import Mailpit
+from tests.support.servers import LOCAL
 
 CANCEL = "/v1/portal/job-requests/{id}/cancel"
 
@@ -162,11 +163,10 @@ def per_cancellation_limits(part_limits: dict[str, Any]) -> dict[str, float]:
 
 async def main() -> int:
     args = arguments()
-    run = Run()
-    slow_smtp = None
-    if args.smtp_reply_delay_ms > 0:
-        slow_smtp, servers = start_slow_smtp(run.servers, args.smtp_reply_delay_ms)
-        run = Run(servers=servers, name=run.name)
+    slow_smtp, servers = (
+        start_slow_smtp(LOCAL, args.smtp_reply_delay_ms) if args.smtp_reply_delay_ms > 0 else (None, LOCAL)
+    )
+    run = Run(servers=servers)
     tuning = Tuning(prefetch=args.prefetch, smtp_connections=args.smtp_connections, consumer_nice=args.consumer_nice)
     results: dict[str, Any] = {
         "run": run.name,

@@ -1,17 +1,23 @@
-"""A TCP proxy in front of a real server, to cut, refuse or stall the connections a service makes to it."""
+"""A TCP proxy in front of a real server, to cut, refuse, stall or slow the connections a service makes to it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 
 class FaultProxy:
-    """Forwards 127.0.0.1:<port> to a real server; `cut`, `stall` and `heal` inject network faults."""
+    """Forwards 127.0.0.1:<port> to a real server; `cut`, `stall` and `heal` inject network faults.
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    With `reply_delay` every chunk the server sends reaches the client that many seconds after it came, in order
+    (what the client sends passes at once): a server far away, such as an SMTP provider across the internet.
+    """
+
+    def __init__(self, target_host: str, target_port: int, *, port: int = 0, reply_delay: float = 0.0) -> None:
         self.target = (target_host, target_port)
-        self.port = 0
+        self.port = port
+        self.reply_delay = reply_delay
         self._server: asyncio.Server | None = None
         self._pumps: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -68,7 +74,7 @@ class FaultProxy:
         self._writers |= {writer, upstream_writer}
         pumps = [
             asyncio.create_task(self._pump(reader, upstream_writer)),
-            asyncio.create_task(self._pump(upstream_reader, writer)),
+            asyncio.create_task(self._pump(upstream_reader, writer, delay=self.reply_delay)),
         ]
         self._pumps.update(pumps)
         await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
@@ -80,12 +86,37 @@ class FaultProxy:
             with contextlib.suppress(Exception):
                 w.transport.abort()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, delay: float = 0.0) -> None:
+        if delay > 0:
+            await self._pump_later(reader, writer, delay)
+            return
         with contextlib.suppress(Exception):
             while data := await reader.read(65536):
                 await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
+
+    async def _pump_later(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+        # Reading goes on while chunks wait, so that delays do not add up behind each other.
+        held: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def release() -> None:
+            while (chunk := await held.get())[1]:
+                await asyncio.sleep(max(0.0, chunk[0] - time.monotonic()))
+                await self._flowing.wait()
+                writer.write(chunk[1])
+                await writer.drain()
+
+        releaser = asyncio.create_task(release())
+        try:
+            with contextlib.suppress(Exception):
+                while data := await reader.read(65536):
+                    held.put_nowait((time.monotonic() + delay, data))
+            held.put_nowait((0.0, b""))
+            with contextlib.suppress(Exception):
+                await releaser
+        finally:
+            releaser.cancel()
 
 
 def with_port(url: str, port: int) -> str:
