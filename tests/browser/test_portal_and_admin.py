@@ -352,6 +352,23 @@ async def test_a_client_cancels_with_the_keyboard_alone(stack: Stack, new_contex
     assert cancelled["cancel_reason"] == "Typed with the keyboard"
 
 
+async def test_a_dialog_closed_and_opened_again_at_once_still_cancels_its_job_request(
+    stack: Stack, new_context: NewContext
+) -> None:
+    # The dialog's "close" event is a task of its own: closing then opening in one go (a quick Escape, Enter) used
+    # to let the late event forget which job request the new dialog was about ("Cannot read properties of null").
+    request = await submit(stack, london_today() + timedelta(days=13), "09:15")
+    page, dialog = await open_cancel_dialog(stack, await new_context(), request)
+    cancel = job_item(page, request["id"]).get_by_role("button", name=re.compile(r"^cancel"))
+    await cancel.evaluate("(button) => { document.getElementById('cancel-dialog').close(); button.click(); }")
+    await expect(dialog).to_be_visible()
+    await expect(dialog.get_by_label("Reason (optional)")).to_be_focused()
+    await dialog.get_by_role("button", name="Yes, cancel job request").click()
+    await expect(dialog).to_be_hidden()
+    await expect(job_item(page, request["id"])).to_have_attribute("data-status", "cancelled")
+    assert (await job_request(stack, request["id"]))["status"] == "cancelled"
+
+
 async def test_the_portal_says_clearly_when_the_network_is_down_or_the_session_has_expired(
     stack: Stack, new_context: NewContext, screenshots: Path
 ) -> None:

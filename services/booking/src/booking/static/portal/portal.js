@@ -206,7 +206,10 @@ function closeDialog() {
   if ($("cancel-dialog").open) $("cancel-dialog").close();
 }
 
+// The dialog fires "close" as a task of its own, after it has closed: a quick Escape then Enter can
+// open it again first. That late event belongs to the earlier opening and must leave the new one alone.
 function afterClose() {
+  if ($("cancel-dialog").open) return;
   const job = state.cancelling;
   state.cancelling = null;
   const cancelled = job && document.getElementById(`cancelled-${job.id}`);
@@ -216,6 +219,7 @@ function afterClose() {
 
 async function confirmCancel() {
   const job = state.cancelling;
+  if (!job) return;
   const button = $("confirm-cancel");
   button.disabled = true;
   button.textContent = "Cancelling\u2026";
