@@ -69,7 +69,7 @@ class Effects:
         try:
             await self.mailer.send(message)
         except BaseException:
-            await self.sent.release(key)
+            await self.sent.release(key, claimed_at=now)
             raise
         await self.sent.mark_sent(key, message_id=str(message["Message-ID"]), at=datetime.now(UTC))
 

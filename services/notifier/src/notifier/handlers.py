@@ -72,7 +72,8 @@ async def on_job_request_cancelled(
     if await notices.add(notice_for(event, now=clock())):
         log.info("notice.created", job_request_id=event.data.job_request_id)
     key = sent.key(EMAIL_CONSUMER, str(event.id), event.data.client.email)
-    claim = await sent.claim(key, now=clock())
+    claimed_at = clock()
+    claim = await sent.claim(key, now=claimed_at)
     if claim == "sent":
         return
     if claim == "busy":
@@ -90,6 +91,6 @@ async def on_job_request_cancelled(
         await mailer.send(message, on_accepted=record)
     except BaseException:
         if not accepted:  # not sent: give the claim back so that the retry may send at once
-            await sent.release(key)
+            await sent.release(key, claimed_at=claimed_at)
         raise
     log.info("email.sent", to=redact(event.data.client.email), cc=redact(event.data.business.admin_email))

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from notifier.store import SentEmails
+from tests.support.ids import unique
+
+pytestmark = pytest.mark.integration
+
+LEASE = timedelta(seconds=30)
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(mongo: AsyncMongoClient[dict[str, Any]]) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
+    database = mongo[unique("sent_emails").replace("-", "_")]
+    yield database
+    await mongo.drop_database(database.name)
+
+
+@pytest.fixture
+def sent(db: AsyncDatabase[dict[str, Any]]) -> SentEmails:
+    return SentEmails(db, lease=LEASE)
+
+
+def a_key() -> str:
+    return SentEmails.key("notifier.cancellation_email", unique("event"), "Client@Example.com")
+
+
+async def test_one_of_many_concurrent_deliveries_claims_an_email_and_the_others_are_told_it_is_busy(
+    sent: SentEmails,
+) -> None:
+    key = a_key()
+    answers = await asyncio.gather(*(sent.claim(key, now=T0) for _ in range(12)))
+    assert sorted(answers) == ["busy"] * 11 + ["claimed"]
+
+
+async def test_once_the_email_is_recorded_as_sent_every_later_delivery_is_told_so_even_after_the_lease(
+    sent: SentEmails,
+) -> None:
+    key = a_key()
+    assert await sent.claim(key, now=T0) == "claimed"
+    await sent.mark_sent(key, message_id="<m@example>", at=T0 + timedelta(seconds=1))
+    await sent.mark_sent(key, message_id="<m@example>", at=T0 + timedelta(seconds=2))  # a repeat is no error
+    assert await sent.was_sent(key)
+    assert await sent.claim(key, now=T0 + timedelta(seconds=5)) == "sent"
+    assert await sent.claim(key, now=T0 + LEASE * 3) == "sent"
+
+
+async def test_a_claim_older_than_the_lease_is_taken_over_by_one_delivery(sent: SentEmails) -> None:
+    key = a_key()
+    assert await sent.claim(key, now=T0) == "claimed"  # its holder dies mid-send
+    assert await sent.claim(key, now=T0 + LEASE - timedelta(seconds=1)) == "busy"
+    later = T0 + LEASE + timedelta(seconds=1)
+    assert await sent.claim(key, now=later) == "claimed"
+    assert await sent.claim(key, now=later + timedelta(seconds=1)) == "busy"  # the new holder's lease is fresh
+
+
+async def test_a_released_claim_can_be_claimed_again_at_once(sent: SentEmails) -> None:
+    key = a_key()
+    assert await sent.claim(key, now=T0) == "claimed"
+    await sent.release(key, claimed_at=T0)  # the send failed
+    assert await sent.claim(key, now=T0 + timedelta(seconds=1)) == "claimed"
+
+
+async def test_a_late_release_by_the_first_holder_leaves_the_claim_that_took_over_and_sent_alone(
+    sent: SentEmails,
+) -> None:
+    key = a_key()
+    assert await sent.claim(key, now=T0) == "claimed"  # A: its server hangs past the lease
+    taken_at = T0 + LEASE + timedelta(seconds=1)
+    assert await sent.claim(key, now=taken_at) == "claimed"  # B takes over and sends
+    await sent.mark_sent(key, message_id="<b@example>", at=taken_at)
+    await sent.release(key, claimed_at=T0)  # A's send fails at last: it gives back only what it held
+    assert await sent.claim(key, now=taken_at + timedelta(seconds=1)) == "sent"
