@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             projection=projection,
             publisher=publisher,
             batch_size=settings.relay_batch_size,
+            sweep_batch_size=settings.relay_sweep_batch_size,
             sweep_seconds=settings.relay_sweep_seconds,
             linger_seconds=settings.relay_linger_seconds,
             mark_seconds=settings.relay_mark_seconds,

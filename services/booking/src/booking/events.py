@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -11,7 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from booking.codec import cloud_event, from_document, to_document
 from booking.domain import JobRequest
-from service_runtime.mongo import GroupWriter, ensure_indexes
+from service_runtime.mongo import GroupWriter, UpdateOne, ensure_indexes
 
 Document = dict[str, Any]
 
@@ -32,6 +33,7 @@ class EventStream:
         self._events = db["job_request_events"]
         # Concurrent changes (of different requests) share one insert_many; each keeps its own unique-index verdict.
         self._inserts = GroupWriter(self._events)
+        self._marks = GroupWriter(self._events, max_batch=20)
 
     async def create_indexes(self) -> None:
         """The unique (stream, version) index is what makes a change atomic."""
@@ -83,6 +85,21 @@ class EventStream:
             await self._events.update_many(
                 {"_id": {"$in": event_ids}, **PENDING}, {"$set": {"published_at": at, "relay_pending": False}}
             )
+
+    async def mark_each_published(self, event_ids: list[str], *, at: datetime) -> None:
+        """Record the broker's confirms with one update by id per event (20 to a command, two commands at a time).
+
+        For many events while many are pending (the relay's sweep after an outage): each costs a lookup by id, where
+        one `update_many` would read every pending event on FerretDB v1, once per call.
+        """
+        marks = [
+            self._marks.write(UpdateOne({"_id": i}, {"$set": {"published_at": at, "relay_pending": False}}))
+            for i in event_ids
+        ]
+        results = await asyncio.gather(*marks, return_exceptions=True)
+        failed = next((r for r in results if isinstance(r, BaseException)), None)
+        if failed is not None:
+            raise failed  # what is not marked stays pending: the next sweep publishes it again
 
     async def backlog(self) -> tuple[int, datetime | None]:
         """How many events wait for publishing, and when the oldest of them happened."""

@@ -53,6 +53,12 @@ class OutboxRelay:
     relay writes, gathered for up to `mark_seconds` into one update: on FerretDB v1 each update command reads
     every pending event, so one per publish pass cost more than the publishing. A crash before the marks are
     written only republishes those events (consumers drop duplicates by event id).
+
+    The sweep is the recovery path (a broker outage leaves many events pending): it reads up to
+    `sweep_batch_size` events at once and marks them one lookup by id each. On FerretDB v1 every read of the pending
+    events and every `update_many` of them reads all of them (no limit or `$in` goes down to PostgreSQL), so reading
+    500 at a time and marking them in one update made recovery quadratic: 8,000 pending events took 38 s, 20,000
+    would have taken minutes (bench/README.md).
     """
 
     def __init__(
@@ -62,6 +68,7 @@ class OutboxRelay:
         projection: JobRequests,
         publisher: ConfirmedPublisher,
         batch_size: int = 500,
+        sweep_batch_size: int = 5000,
         sweep_seconds: float = 2.0,
         linger_seconds: float = 0.01,
         mark_seconds: float = 0.25,
@@ -71,6 +78,7 @@ class OutboxRelay:
         self._projection = projection
         self._publisher = publisher
         self._batch_size = batch_size
+        self._sweep_batch_size = max(sweep_batch_size, batch_size)
         self._sweep_seconds = sweep_seconds
         self._linger_seconds = linger_seconds
         self._grace = timedelta(seconds=2 * sweep_seconds)
@@ -108,7 +116,7 @@ class OutboxRelay:
                     self._last_sweep = time.monotonic()
                     await self.flush_marks()  # the backlog counts what the broker has not confirmed, no more
                     await self._measure_backlog()
-                    while await self.sweep() == self._batch_size:
+                    while await self.sweep() == self._sweep_batch_size:
                         pass
             except asyncio.CancelledError:
                 raise
@@ -119,15 +127,21 @@ class OutboxRelay:
     async def publish_ready(self) -> int:
         """Publish (up to a batch of) the events handed over; return how many the broker confirmed."""
         docs, self._ready = self._ready[: self._batch_size], self._ready[self._batch_size :]
-        return await self._publish(docs)
+        done = await self._publish(docs)
+        if done and not self._confirmed:
+            self._marks_due = time.monotonic() + self._mark_seconds
+        self._confirmed += done
+        return len(done)
 
     async def sweep(self) -> int:
-        """Publish one batch of the events still pending after the grace period; return how many were pending."""
-        docs = await self._stream.pending(limit=self._batch_size, older_than=self._clock() - self._grace)
+        """Publish what is still pending after the grace period (one read); return how many were pending."""
+        docs = await self._stream.pending(limit=self._sweep_batch_size, older_than=self._clock() - self._grace)
         if docs:
             await self._repair_projections(docs)
-            await self._publish(docs)
-            await self.flush_marks()  # before the next sweep reads the pending events again
+            for start in range(0, len(docs), self._batch_size):
+                done = await self._publish(docs[start : start + self._batch_size])
+                # Marked before the next read sees them again, one by id each: see the class's note on recovery.
+                await self._stream.mark_each_published(done, at=self._clock())
         return len(docs)
 
     async def flush_marks(self) -> None:
@@ -136,21 +150,19 @@ class OutboxRelay:
         for start in range(0, len(done), self._batch_size):
             await self._stream.mark_published(done[start : start + self._batch_size], at=self._clock())
 
-    async def _publish(self, docs: list[Document]) -> int:
+    async def _publish(self, docs: list[Document]) -> list[str]:
+        """Publish with confirms; return the ids of the events the broker confirmed."""
         if not docs:
-            return 0
+            return []
         confirmed = await self._publisher.publish_many(EXCHANGE, [(d["type"], amqp_message(d)) for d in docs])
         done = [d["_id"] for d, ok in zip(docs, confirmed, strict=True) if ok]
-        if done and not self._confirmed:
-            self._marks_due = time.monotonic() + self._mark_seconds
-        self._confirmed += done
         for doc, ok in zip(docs, confirmed, strict=True):
             if ok:
                 PUBLISHED.labels(doc["type"]).inc()
         if len(done) < len(docs):
             NOT_CONFIRMED.inc(len(docs) - len(done))
             log.warning("relay.unconfirmed", pending=len(docs) - len(done))
-        return len(done)
+        return done
 
     async def _repair_projections(self, docs: list[Document]) -> None:
         # A writer that crashed between its event insert and its projection write left the projection behind.

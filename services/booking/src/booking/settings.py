@@ -13,6 +13,7 @@ class Settings(ServiceSettings):
     http_port: int = 8001
     mongodb_database: str = "booking"
     relay_batch_size: int = 500
+    relay_sweep_batch_size: int = 5000
     relay_sweep_seconds: float = 2.0
     relay_linger_seconds: float = 0.01
     relay_mark_seconds: float = 0.25

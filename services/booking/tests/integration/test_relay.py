@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass, replace
@@ -154,6 +155,47 @@ async def test_marks_that_fail_to_be_written_leave_the_events_to_the_sweep(outbo
         assert sorted(outbox.received) == sorted([e["_id"] for e in stored] * 2)
     finally:
         await _stop(task)
+
+
+async def test_a_backlog_left_by_an_outage_is_published_once_in_reads_of_many_and_every_event_is_marked(
+    outbox: Outbox,
+) -> None:
+    stored = await outbox.cancellations(60)  # stored while the broker was away: nobody handed them over
+    relay = outbox.relay(batch_size=10, sweep_batch_size=25, sweep_seconds=0.2)
+    await asyncio.sleep(0.5)  # older than the sweep's grace (2 x 0.2 s)
+
+    assert [await relay.sweep() for _ in range(4)] == [25, 25, 10, 0]
+    await eventually(lambda: _received(outbox, 60), timeout=5)
+    assert sorted(outbox.received) == sorted(e["_id"] for e in stored)
+    assert await outbox.pending() == 0
+    assert await outbox.events.count_documents({"relay_pending": True}) == 0
+
+
+async def test_sweep_marks_that_fail_leave_the_events_pending_for_the_next_sweep(outbox: Outbox) -> None:
+    stored = await outbox.cancellations(12)
+    relay = outbox.relay(batch_size=5, sweep_batch_size=20, sweep_seconds=0.2)
+    await asyncio.sleep(0.5)
+    original = outbox.stream.mark_each_published
+    calls = 0
+
+    async def mark_each_published(event_ids: list[str], **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionError("database unreachable")  # the second chunk's marks fail
+        await original(event_ids, **kwargs)
+
+    outbox.stream.mark_each_published = mark_each_published  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await relay.sweep()
+    assert await outbox.pending() == 7  # the first chunk is marked; the rest waits for the next sweep
+    assert await relay.sweep() == 7
+    assert await outbox.pending() == 0
+    await eventually(lambda: _received(outbox, 17), timeout=5)
+    await asyncio.sleep(0.2)
+    times = Counter(outbox.received)
+    assert set(times) == {e["_id"] for e in stored}
+    assert sorted(times.values()) == [1] * 7 + [2] * 5  # only the chunk whose marks failed went out twice
 
 
 async def _received(outbox: Outbox, n: int) -> bool:
