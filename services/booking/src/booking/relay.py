@@ -70,7 +70,7 @@ class OutboxRelay:
         batch_size: int = 500,
         sweep_batch_size: int = 5000,
         sweep_seconds: float = 2.0,
-        linger_seconds: float = 0.01,
+        linger_seconds: float = 0.003,
         mark_seconds: float = 0.25,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
