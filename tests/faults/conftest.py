@@ -77,6 +77,7 @@ class Stack:
             "mongodb_url": self.servers.mongodb_url,
             "mongodb_database": f"booking_{self.run}",
             "relay_sweep_seconds": 0.5,
+            "relay_sweep_lease_seconds": 2,  # a killed booking's sweep slot passes on within 2 s
             "amqp_heartbeat_seconds": 2,
             **overrides,
         }

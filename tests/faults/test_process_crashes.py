@@ -47,6 +47,7 @@ def env_of(stack: Stack, service: str, **extra: str) -> dict[str, str]:
         "EMAIL_CLAIM_LEASE_SECONDS": "2",
         "AMQP_HEARTBEAT_SECONDS": "2",
         "RELAY_SWEEP_SECONDS": "0.5",
+        "RELAY_SWEEP_LEASE_SECONDS": "2",  # a killed booking's sweep slot passes on within 2 s
         **extra,
     }
 

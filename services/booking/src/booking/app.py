@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             batch_size=settings.relay_batch_size,
             sweep_batch_size=settings.relay_sweep_batch_size,
             sweep_seconds=settings.relay_sweep_seconds,
+            sweep_lease_seconds=settings.relay_sweep_lease_seconds,
             linger_seconds=settings.relay_linger_seconds,
             mark_seconds=settings.relay_mark_seconds,
         )
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with suppress(asyncio.CancelledError):
                 await relay_task
             await within(relay.flush_marks(), what="relay.flush_marks")  # spares republishing on restart
+            await within(relay.release_sweep(), what="relay.release_sweep")  # the next process may sweep at once
             await within(publisher.close(), what="publisher.close")
             await connections.close()
 

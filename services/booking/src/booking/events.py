@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from booking.codec import cloud_event, from_document, to_document
 from booking.domain import JobRequest
@@ -31,6 +32,7 @@ class EventStream:
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._events = db["job_request_events"]
+        self._sweeps = db["relay_sweeps"]
         # Concurrent changes (of different requests) share one insert_many; each keeps its own unique-index verdict.
         self._inserts = GroupWriter(self._events)
         self._marks = GroupWriter(self._events, max_batch=20)
@@ -100,6 +102,24 @@ class EventStream:
         failed = next((r for r in results if isinstance(r, BaseException)), None)
         if failed is not None:
             raise failed  # what is not marked stays pending: the next sweep publishes it again
+
+    async def take_sweep_slot(self, slot: int, *, holder: str, at: datetime, keep: int = 3000) -> bool:
+        """True when `holder` has the relay's sweep for time slot `slot`: the first to insert the slot has it.
+
+        A unique insert, the one write that is atomic on FerretDB v1 too (design.md). The winner also clears slots
+        older than `keep` slots (a day at 30 s), since FerretDB v1 has no TTL index.
+        """
+        try:
+            await self._sweeps.insert_one({"_id": slot, "holder": holder, "taken_at": at})
+        except DuplicateKeyError:
+            taken = await self._sweeps.find_one({"_id": slot}, {"holder": 1})
+            return taken is not None and taken["holder"] == holder
+        await self._sweeps.delete_many({"_id": {"$lt": slot - keep}})
+        return True
+
+    async def release_sweep_slot(self, slot: int, *, holder: str) -> None:
+        """Give the slot back if `holder` has it, so that another relay can take it at once."""
+        await self._sweeps.delete_one({"_id": slot, "holder": holder})
 
     async def backlog(self) -> tuple[int, datetime | None]:
         """How many events wait for publishing, and when the oldest of them happened."""

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import aio_pika
 import structlog
@@ -59,6 +62,12 @@ class OutboxRelay:
     events and every `update_many` of them reads all of them (no limit or `$in` goes down to PostgreSQL), so reading
     500 at a time and marking them in one update made recovery quadratic: 8,000 pending events took 38 s, 20,000
     would have taken minutes (bench/README.md).
+
+    With several booking replicas, one sweeps at a time: the one that takes the current slot of
+    `sweep_lease_seconds` (a unique insert per slot). Without that, after an outage every replica read, published
+    and marked the whole backlog. A replica that dies while it holds the slot leaves the sweep to whichever
+    replica takes the next one (within `sweep_lease_seconds`); one that stops gives its slot back at once. The
+    handed-over path does not wait for any slot.
     """
 
     def __init__(
@@ -70,6 +79,7 @@ class OutboxRelay:
         batch_size: int = 500,
         sweep_batch_size: int = 5000,
         sweep_seconds: float = 2.0,
+        sweep_lease_seconds: float = 30.0,
         linger_seconds: float = 0.003,
         mark_seconds: float = 0.25,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -82,6 +92,9 @@ class OutboxRelay:
         self._sweep_seconds = sweep_seconds
         self._linger_seconds = linger_seconds
         self._grace = timedelta(seconds=2 * sweep_seconds)
+        self._lease_seconds = sweep_lease_seconds
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+        self._slot: tuple[int, bool] | None = None  # the last slot asked for, and whether this relay has it
         self._mark_seconds = min(mark_seconds, sweep_seconds)  # marks land well before the sweep would see them
         self._confirmed: list[str] = []
         self._marks_due = math.inf
@@ -116,13 +129,29 @@ class OutboxRelay:
                     self._last_sweep = time.monotonic()
                     await self.flush_marks()  # the backlog counts what the broker has not confirmed, no more
                     await self._measure_backlog()
-                    while await self.sweep() == self._sweep_batch_size:
+                    while await self.holds_sweep() and await self.sweep() == self._sweep_batch_size:
                         pass
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - broker or database down: the sweep tries again
                 log.warning("relay.pass_failed", error=repr(exc))
                 await asyncio.sleep(min(self._sweep_seconds, 1.0))
+
+    async def holds_sweep(self) -> bool:
+        """True when this relay has the sweep for the current slot (asks the database once per slot)."""
+        slot = int(self._clock().timestamp() // self._lease_seconds)
+        if self._slot is None or self._slot[0] != slot:
+            taken = await self._stream.take_sweep_slot(slot, holder=self._holder, at=self._clock())
+            self._slot = (slot, taken)
+            if taken:
+                log.info("relay.sweep_slot_taken", slot=slot)
+        return self._slot[1]
+
+    async def release_sweep(self) -> None:
+        """Give up the sweep's slot if this relay holds it (on shutdown: a restarted or other replica sweeps now)."""
+        if self._slot is not None and self._slot[1]:
+            slot, self._slot = self._slot[0], None
+            await self._stream.release_sweep_slot(slot, holder=self._holder)
 
     async def publish_ready(self) -> int:
         """Publish (up to a batch of) the events handed over; return how many the broker confirmed."""

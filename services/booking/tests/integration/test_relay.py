@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -196,6 +197,56 @@ async def test_sweep_marks_that_fail_leave_the_events_pending_for_the_next_sweep
     times = Counter(outbox.received)
     assert set(times) == {e["_id"] for e in stored}
     assert sorted(times.values()) == [1] * 7 + [2] * 5  # only the chunk whose marks failed went out twice
+
+
+class Clock:
+    """A clock the test moves: the sweep's slot and grace go by it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_of_two_replicas_only_the_one_holding_the_slot_sweeps_and_the_other_takes_the_next_slot(
+    outbox: Outbox,
+) -> None:
+    lease = 30.0
+    slot_start = datetime.fromtimestamp((utc_now().timestamp() // lease + 120) * lease, UTC)  # an hour ahead
+    clock = Clock(slot_start + timedelta(seconds=10))  # every stored event is older than the grace by then
+    replicas = [outbox.relay(sweep_seconds=0.2, sweep_lease_seconds=lease, clock=clock) for _ in range(2)]
+    backlog = await outbox.cancellations(40)
+    tasks = [await _running(relay) for relay in replicas]
+    try:
+        await eventually(lambda: _received(outbox, 40), timeout=10)
+        await eventually(lambda: _none_pending(outbox), timeout=10)
+        await asyncio.sleep(1.0)  # five more sweep ticks each
+        assert sorted(outbox.received) == sorted(e["_id"] for e in backlog)  # once each: one replica swept
+        holder = [relay for relay in replicas if await relay.holds_sweep()]
+        assert len(holder) == 1
+
+        # The holder stops; what is left pending waits for the next slot, which the other replica takes.
+        await _stop(tasks[replicas.index(holder[0])])
+        left = await outbox.cancellations(5)
+        await asyncio.sleep(1.0)
+        assert len(outbox.received) == 40
+        clock.now = slot_start + timedelta(seconds=lease + 1)
+        await eventually(lambda: _received(outbox, 45), timeout=10)
+        assert sorted(outbox.received) == sorted(e["_id"] for e in backlog + left)
+    finally:
+        for task in tasks:
+            await _stop(task)
+
+
+async def test_a_relay_that_stops_gives_its_sweep_slot_back_to_the_next_replica_at_once(outbox: Outbox) -> None:
+    clock = Clock(datetime(2027, 1, 4, 9, 0, 10, tzinfo=UTC))
+    first, second = (outbox.relay(sweep_lease_seconds=30, clock=clock) for _ in range(2))
+    assert await first.holds_sweep()
+    assert not await second.holds_sweep()
+    await first.release_sweep()
+    fresh = outbox.relay(sweep_lease_seconds=30, clock=clock)  # e.g. the restarted process
+    assert await fresh.holds_sweep()
 
 
 async def _received(outbox: Outbox, n: int) -> bool:
