@@ -117,9 +117,9 @@ class EventStream:
         await self._sweeps.delete_many({"_id": {"$lt": slot - keep}})
         return True
 
-    async def release_sweep_slot(self, slot: int, *, holder: str) -> None:
-        """Give the slot back if `holder` has it, so that another relay can take it at once."""
-        await self._sweeps.delete_one({"_id": slot, "holder": holder})
+    async def release_sweep_slots(self, *, holder: str) -> None:
+        """Give back the slots `holder` has, so that another relay can take the current one at once."""
+        await self._sweeps.delete_many({"holder": holder})
 
     async def backlog(self) -> tuple[int, datetime | None]:
         """How many events wait for publishing, and when the oldest of them happened."""

@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 from uuid import uuid4
 
 import aio_pika
@@ -25,10 +26,21 @@ log = structlog.get_logger(__name__)
 
 PUBLISHED = Counter("outbox_published_events", "Events confirmed by the broker.", ["event_type"])
 NOT_CONFIRMED = Counter("outbox_unconfirmed_publishes", "Publishes not confirmed (broker down, nacked or unroutable).")
-BACKLOG = Gauge("outbox_backlog_events", "Stored events not yet confirmed by the broker (at the last sweep).")
-BACKLOG_AGE = Gauge(
-    "outbox_backlog_oldest_age_seconds", "Age of the oldest event not yet confirmed (at the last sweep)."
+BACKLOG = Gauge(
+    "outbox_backlog_events",
+    "Stored events not yet confirmed by the broker (at the last sweep; 0 from replicas not holding the sweep).",
 )
+BACKLOG_AGE = Gauge(
+    "outbox_backlog_oldest_age_seconds",
+    "Age of the oldest event not yet confirmed (at the last sweep; 0 from replicas not holding the sweep).",
+)
+
+
+class Swept(NamedTuple):
+    """What one sweep read, and how many of those the broker confirmed."""
+
+    read: int
+    published: int
 
 
 def amqp_message(doc: Document) -> aio_pika.Message:
@@ -60,8 +72,9 @@ class OutboxRelay:
     The sweep is the recovery path (a broker outage leaves many events pending): it reads up to
     `sweep_batch_size` events at once and marks them one lookup by id each. On FerretDB v1 every read of the pending
     events and every `update_many` of them reads all of them (no limit or `$in` goes down to PostgreSQL), so reading
-    500 at a time and marking them in one update made recovery quadratic: 8,000 pending events took 38 s, 20,000
-    would have taken minutes (bench/README.md).
+    500 at a time and marking them in one update made recovery quadratic with a large factor: 20,000 pending events
+    took 182 s, now 44 s (bench/README.md; each read still reads every pending event there, ten times fewer reads).
+    A sweep stops at a chunk the broker did not confirm in full, and the relay then gives its slot away (below).
 
     With several booking replicas, one sweeps at a time: the one that takes the current slot of
     `sweep_lease_seconds` (a unique insert per slot). Without that, after an outage every replica read, published
@@ -94,7 +107,8 @@ class OutboxRelay:
         self._grace = timedelta(seconds=2 * sweep_seconds)
         self._lease_seconds = sweep_lease_seconds
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
-        self._slot: tuple[int, bool] | None = None  # the last slot asked for, and whether this relay has it
+        self._held_slot: int | None = None  # the sweep's slot this relay holds
+        self._yielded_slot: int | None = None  # a slot this relay gave up after a failed pass: it does not ask again
         self._mark_seconds = min(mark_seconds, sweep_seconds)  # marks land well before the sweep would see them
         self._confirmed: list[str] = []
         self._marks_due = math.inf
@@ -128,30 +142,64 @@ class OutboxRelay:
                 if time.monotonic() - self._last_sweep >= self._sweep_seconds:
                     self._last_sweep = time.monotonic()
                     await self.flush_marks()  # the backlog counts what the broker has not confirmed, no more
-                    await self._measure_backlog()
-                    while await self.holds_sweep() and await self.sweep() == self._sweep_batch_size:
-                        pass
+                    if await self.holds_sweep():
+                        await self._measure_backlog()
+                        await self._sweep_while_full()
+                    else:
+                        _report_backlog(0, None)  # the replica holding the sweep reports it
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - broker or database down: the sweep tries again
                 log.warning("relay.pass_failed", error=repr(exc))
                 await asyncio.sleep(min(self._sweep_seconds, 1.0))
 
+    async def _sweep_while_full(self) -> None:
+        """Sweep read after read while each comes back full and the broker confirms all of it (a long recovery)."""
+        while True:
+            swept = await self.sweep()
+            if swept.published < swept.read:
+                # The broker does not take them from here: leave the slot to a replica that may do better.
+                await self._give_up_sweep()
+                return
+            if swept.read < self._sweep_batch_size or not await self.holds_sweep():
+                return
+            while self._ready:  # the handed-over path keeps moving during a long recovery
+                await self.publish_ready()
+
     async def holds_sweep(self) -> bool:
-        """True when this relay has the sweep for the current slot (asks the database once per slot)."""
+        """True when this relay has the sweep for the current slot.
+
+        A holder asks the database once per slot; the others ask at each of their sweeps, so that a slot given
+        back (a replica stopping, or failing to publish) is taken at the next tick of another.
+        """
         slot = int(self._clock().timestamp() // self._lease_seconds)
-        if self._slot is None or self._slot[0] != slot:
-            taken = await self._stream.take_sweep_slot(slot, holder=self._holder, at=self._clock())
-            self._slot = (slot, taken)
-            if taken:
-                log.info("relay.sweep_slot_taken", slot=slot)
-        return self._slot[1]
+        if slot == self._held_slot:
+            return True
+        if slot == self._yielded_slot:
+            return False
+        if await self._stream.take_sweep_slot(slot, holder=self._holder, at=self._clock()):
+            self._held_slot = slot
+            log.info("relay.sweep_slot_taken", slot=slot)
+            return True
+        return False
 
     async def release_sweep(self) -> None:
-        """Give up the sweep's slot if this relay holds it (on shutdown: a restarted or other replica sweeps now)."""
-        if self._slot is not None and self._slot[1]:
-            slot, self._slot = self._slot[0], None
-            await self._stream.release_sweep_slot(slot, holder=self._holder)
+        """Give back any sweep slot this relay holds (on shutdown: another replica or the next process sweeps)."""
+        self._held_slot = None
+        await self._stream.release_sweep_slots(holder=self._holder)
+
+    async def _give_up_sweep(self) -> None:
+        """After a sweep the broker did not confirm: give the slot back and do not ask again before the next one.
+
+        A database failure does not give it up: every replica shares the database, none would do better.
+        """
+        if self._held_slot is None:
+            return
+        self._yielded_slot = self._held_slot
+        try:
+            await self.release_sweep()
+        except Exception as exc:  # noqa: BLE001 - the database may be what failed; the slot then runs out by itself
+            log.warning("relay.release_sweep_failed", error=repr(exc))
 
     async def publish_ready(self) -> int:
         """Publish (up to a batch of) the events handed over; return how many the broker confirmed."""
@@ -162,16 +210,22 @@ class OutboxRelay:
         self._confirmed += done
         return len(done)
 
-    async def sweep(self) -> int:
-        """Publish what is still pending after the grace period (one read); return how many were pending."""
+    async def sweep(self) -> Swept:
+        """Publish what is still pending after the grace period (one read), chunk by chunk; stop at a chunk the
+        broker did not confirm in full (it is down or refusing: the rest waits for the next sweep)."""
         docs = await self._stream.pending(limit=self._sweep_batch_size, older_than=self._clock() - self._grace)
+        published = 0
         if docs:
             await self._repair_projections(docs)
             for start in range(0, len(docs), self._batch_size):
-                done = await self._publish(docs[start : start + self._batch_size])
+                chunk = docs[start : start + self._batch_size]
+                done = await self._publish(chunk)
                 # Marked before the next read sees them again, one by id each: see the class's note on recovery.
                 await self._stream.mark_each_published(done, at=self._clock())
-        return len(docs)
+                published += len(done)
+                if len(done) < len(chunk):
+                    break
+        return Swept(read=len(docs), published=published)
 
     async def flush_marks(self) -> None:
         """Record the confirms gathered since the last flush; if this fails, the sweep republishes them."""
@@ -183,7 +237,11 @@ class OutboxRelay:
         """Publish with confirms; return the ids of the events the broker confirmed."""
         if not docs:
             return []
-        confirmed = await self._publisher.publish_many(EXCHANGE, [(d["type"], amqp_message(d)) for d in docs])
+        try:
+            confirmed = await self._publisher.publish_many(EXCHANGE, [(d["type"], amqp_message(d)) for d in docs])
+        except Exception as exc:  # noqa: BLE001 - no channel (broker unreachable): none confirmed, the sweep retries
+            log.warning("relay.publish_failed", error=repr(exc))
+            confirmed = [False] * len(docs)
         done = [d["_id"] for d, ok in zip(docs, confirmed, strict=True) if ok]
         for doc, ok in zip(docs, confirmed, strict=True):
             if ok:
@@ -214,5 +272,9 @@ class OutboxRelay:
             count, oldest = await self._stream.backlog()
         except Exception:  # noqa: BLE001 - metrics must not stop the relay
             return
-        BACKLOG.set(count)
-        BACKLOG_AGE.set((self._clock() - oldest).total_seconds() if oldest else 0)
+        _report_backlog(count, (self._clock() - oldest).total_seconds() if oldest else None)
+
+
+def _report_backlog(count: int, oldest_age_seconds: float | None) -> None:
+    BACKLOG.set(count)
+    BACKLOG_AGE.set(oldest_age_seconds or 0)

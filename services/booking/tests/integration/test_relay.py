@@ -165,7 +165,7 @@ async def test_a_backlog_left_by_an_outage_is_published_once_in_reads_of_many_an
     relay = outbox.relay(batch_size=10, sweep_batch_size=25, sweep_seconds=0.2)
     await asyncio.sleep(0.5)  # older than the sweep's grace (2 x 0.2 s)
 
-    assert [await relay.sweep() for _ in range(4)] == [25, 25, 10, 0]
+    assert [await relay.sweep() for _ in range(4)] == [(25, 25), (25, 25), (10, 10), (0, 0)]  # (read, published)
     await eventually(lambda: _received(outbox, 60), timeout=5)
     assert sorted(outbox.received) == sorted(e["_id"] for e in stored)
     assert await outbox.pending() == 0
@@ -190,7 +190,7 @@ async def test_sweep_marks_that_fail_leave_the_events_pending_for_the_next_sweep
     with pytest.raises(ConnectionError):
         await relay.sweep()
     assert await outbox.pending() == 7  # the first chunk is marked; the rest waits for the next sweep
-    assert await relay.sweep() == 7
+    assert await relay.sweep() == (7, 7)
     assert await outbox.pending() == 0
     await eventually(lambda: _received(outbox, 17), timeout=5)
     await asyncio.sleep(0.2)
@@ -245,8 +245,39 @@ async def test_a_relay_that_stops_gives_its_sweep_slot_back_to_the_next_replica_
     assert await first.holds_sweep()
     assert not await second.holds_sweep()
     await first.release_sweep()
-    fresh = outbox.relay(sweep_lease_seconds=30, clock=clock)  # e.g. the restarted process
-    assert await fresh.holds_sweep()
+    assert await second.holds_sweep()  # the running replica asks again at its next sweep, and has it
+    assert not await first.holds_sweep()
+
+
+async def test_a_replica_whose_publishes_the_broker_refuses_gives_the_sweep_to_one_that_can_publish(
+    outbox: Outbox, servers: Servers
+) -> None:
+    clock = Clock(datetime.fromtimestamp((utc_now().timestamp() // 30 + 120) * 30 + 10, UTC))  # mid-slot, ahead
+    backlog = await outbox.cancellations(8)
+    with own_vhost(servers, "relay-refused") as (_, url):
+        # A vhost without the events exchange: the broker refuses every publish from there.
+        connection = await connect_amqp(url, name="relay-refused")
+        refused = ConfirmedPublisher(connection)
+        broken = OutboxRelay(
+            stream=outbox.stream, projection=outbox.projection, publisher=refused, sweep_seconds=0.2, clock=clock
+        )
+        healthy = outbox.relay(sweep_seconds=0.2, clock=clock)
+        assert await broken.holds_sweep()  # it has the slot first
+        tasks = [await _running(broken)]
+        try:
+            await asyncio.sleep(0.5)
+            assert outbox.received == []
+            tasks.append(await _running(healthy))
+            await eventually(lambda: _received(outbox, 8), timeout=10)
+            await eventually(lambda: _none_pending(outbox), timeout=5)
+            assert sorted(outbox.received) == sorted(e["_id"] for e in backlog)
+            assert await healthy.holds_sweep()
+            assert not await broken.holds_sweep()  # it does not ask again within the slot it gave up
+        finally:
+            for task in tasks:
+                await _stop(task)
+            await refused.close()
+            await connection.close()
 
 
 async def _received(outbox: Outbox, n: int) -> bool:

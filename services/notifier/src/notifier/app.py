@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sent = SentEmails(db, lease=timedelta(seconds=settings.email_claim_lease_seconds))
         await notices.create_indexes()
         await sent.create_indexes()
+        await sent.adopt_earlier_layout()
         app.state.notices = notices
         mailer = SmtpMailer(
             host=settings.smtp_host,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from service_runtime.mongo import GroupWriter, ensure_indexes
 
@@ -70,10 +72,15 @@ class SentEmails:
     The sent-email record (`sent_emails`) is inserted right after the server's 250 and never changed. Neither is
     updated in the normal course (design.md: effects are inserted, never "check then update"), and on FerretDB v1 an
     insert costs the server about half what an update of the claim did (bench/README.md). A claim changes only when a
-    delivery takes over one older than the lease (its holder died mid-send) and is deleted when a send failed.
+    delivery takes over one older than the lease (its holder died mid-send) and is deleted when a send failed. That
+    takeover is an update: on FerretDB v1, two deliveries taking over the same expired claim at the same instant
+    could both win (design.md); a claim per generation taken by a unique insert would close that.
     """
 
+    LAYOUT = 2  # 1: one document per email in `sent_emails`, its `status` updated from "sending" to "sent"
+
     def __init__(self, db: AsyncDatabase[Document], *, lease: timedelta = timedelta(seconds=30)) -> None:
+        self._meta = db["notifier_meta"]
         self._claims = db["email_claims"]
         self._sent = db["sent_emails"]
         self._claim_writes = GroupWriter(self._claims)
@@ -82,6 +89,27 @@ class SentEmails:
 
     async def create_indexes(self) -> None:
         """The key is the document id in both collections: unique without another index."""
+
+    async def adopt_earlier_layout(self) -> int:
+        """Bring the emails of layout 1 into this one, once per database; return how many documents it adopted.
+
+        Each becomes a claim (so that a redelivery finds it), and only the sent ones stay sent-email records (an
+        unfinished "sending" one is a claim whose lease runs out as before). Idempotent, so two notifiers starting
+        together may both run it; a marker document makes later starts a single read.
+        """
+        if await self._meta.find_one({"_id": "sent_emails_layout", "version": self.LAYOUT}) is not None:
+            return 0
+        earlier = await self._sent.find({"status": {"$exists": True}}).to_list()
+        for doc in earlier:
+            with suppress(DuplicateKeyError):
+                await self._claims.insert_one({"_id": doc["_id"], "claimed_at": doc.get("claimed_at")})
+            if doc["status"] == "sent":
+                await self._sent.update_one({"_id": doc["_id"]}, {"$unset": {"status": "", "claimed_at": ""}})
+            else:
+                await self._sent.delete_one({"_id": doc["_id"], "status": doc["status"]})
+        with suppress(DuplicateKeyError):
+            await self._meta.insert_one({"_id": "sent_emails_layout", "version": self.LAYOUT})
+        return len(earlier)
 
     @staticmethod
     def key(consumer: str, event_id: str, recipient: str) -> str:

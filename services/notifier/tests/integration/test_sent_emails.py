@@ -54,7 +54,7 @@ async def test_once_the_email_is_recorded_as_sent_every_later_delivery_is_told_s
     assert await sent.claim(key, now=T0 + LEASE * 3) == "sent"
 
 
-async def test_a_claim_older_than_the_lease_is_taken_over_by_one_delivery(sent: SentEmails) -> None:
+async def test_a_claim_older_than_the_lease_is_taken_over_and_then_fresh_again(sent: SentEmails) -> None:
     key = a_key()
     assert await sent.claim(key, now=T0) == "claimed"  # its holder dies mid-send
     assert await sent.claim(key, now=T0 + LEASE - timedelta(seconds=1)) == "busy"
@@ -80,3 +80,26 @@ async def test_a_late_release_by_the_first_holder_leaves_the_claim_that_took_ove
     await sent.mark_sent(key, message_id="<b@example>", at=taken_at)
     await sent.release(key, claimed_at=T0)  # A's send fails at last: it gives back only what it held
     assert await sent.claim(key, now=taken_at + timedelta(seconds=1)) == "sent"
+
+
+async def test_emails_of_the_earlier_layout_are_adopted_once_sent_stays_sent_and_an_unfinished_one_stays_claimed(
+    sent: SentEmails, db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    done, unfinished, current = a_key(), a_key(), a_key()
+    await db["sent_emails"].insert_many(
+        [
+            {"_id": done, "status": "sent", "claimed_at": T0, "message_id": "<old@example>", "sent_at": T0},
+            {"_id": unfinished, "status": "sending", "claimed_at": T0},
+        ]
+    )
+    assert await sent.claim(current, now=T0) == "claimed"
+    await sent.mark_sent(current, message_id="<new@example>", at=T0)
+
+    assert await sent.adopt_earlier_layout() == 2
+    assert await sent.adopt_earlier_layout() == 0  # the next start: nothing to do
+
+    assert await sent.claim(done, now=T0 + LEASE * 3) == "sent"
+    assert await sent.claim(unfinished, now=T0 + timedelta(seconds=1)) == "busy"  # its sender may still be at it
+    assert await sent.claim(unfinished, now=T0 + LEASE + timedelta(seconds=1)) == "claimed"  # it died: take over
+    assert await sent.claim(current, now=T0 + timedelta(seconds=2)) == "sent"
+    assert await db["sent_emails"].count_documents({"status": {"$exists": True}}) == 0
