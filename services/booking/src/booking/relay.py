@@ -26,13 +26,9 @@ log = structlog.get_logger(__name__)
 
 PUBLISHED = Counter("outbox_published_events", "Events confirmed by the broker.", ["event_type"])
 NOT_CONFIRMED = Counter("outbox_unconfirmed_publishes", "Publishes not confirmed (broker down, nacked or unroutable).")
-BACKLOG = Gauge(
-    "outbox_backlog_events",
-    "Stored events not yet confirmed by the broker (at the last sweep; 0 from replicas not holding the sweep).",
-)
+BACKLOG = Gauge("outbox_backlog_events", "Stored events not yet confirmed by the broker (at the last sweep).")
 BACKLOG_AGE = Gauge(
-    "outbox_backlog_oldest_age_seconds",
-    "Age of the oldest event not yet confirmed (at the last sweep; 0 from replicas not holding the sweep).",
+    "outbox_backlog_oldest_age_seconds", "Age of the oldest event not yet confirmed (at the last sweep)."
 )
 
 
@@ -74,7 +70,7 @@ class OutboxRelay:
     events and every `update_many` of them reads all of them (no limit or `$in` goes down to PostgreSQL), so reading
     500 at a time and marking them in one update made recovery quadratic with a large factor: 20,000 pending events
     took 182 s, now 44 s (bench/README.md; each read still reads every pending event there, ten times fewer reads).
-    A sweep stops at a chunk the broker did not confirm in full, and the relay then gives its slot away (below).
+    A sweep stops at a chunk the broker confirmed none of, and the relay then gives its slot away (below).
 
     With several booking replicas, one sweeps at a time: the one that takes the current slot of
     `sweep_lease_seconds` (a unique insert per slot). Without that, after an outage every replica read, published
@@ -108,7 +104,7 @@ class OutboxRelay:
         self._lease_seconds = sweep_lease_seconds
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
         self._held_slot: int | None = None  # the sweep's slot this relay holds
-        self._yielded_slot: int | None = None  # a slot this relay gave up after a failed pass: it does not ask again
+        self._yielded_until = -math.inf  # after giving the slot up, this relay asks for it again only after this
         self._mark_seconds = min(mark_seconds, sweep_seconds)  # marks land well before the sweep would see them
         self._confirmed: list[str] = []
         self._marks_due = math.inf
@@ -142,11 +138,11 @@ class OutboxRelay:
                 if time.monotonic() - self._last_sweep >= self._sweep_seconds:
                     self._last_sweep = time.monotonic()
                     await self.flush_marks()  # the backlog counts what the broker has not confirmed, no more
+                    # Every replica measures, so that the backlog alert holds while the broker is away and the
+                    # sweep changes hands (on MongoDB two index reads; on FerretDB v1 a read of every pending event).
+                    await self._measure_backlog()
                     if await self.holds_sweep():
-                        await self._measure_backlog()
                         await self._sweep_while_full()
-                    else:
-                        _report_backlog(0, None)  # the replica holding the sweep reports it
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - broker or database down: the sweep tries again
@@ -157,14 +153,16 @@ class OutboxRelay:
         """Sweep read after read while each comes back full and the broker confirms all of it (a long recovery)."""
         while True:
             swept = await self.sweep()
-            if swept.published < swept.read:
-                # The broker does not take them from here: leave the slot to a replica that may do better.
+            if swept.read and not swept.published:
+                # The broker takes nothing from here: leave the slot to a replica that may do better.
                 await self._give_up_sweep()
                 return
-            if swept.read < self._sweep_batch_size or not await self.holds_sweep():
-                return
-            while self._ready:  # the handed-over path keeps moving during a long recovery
+            if swept.read < self._sweep_batch_size or swept.published < swept.read or not await self.holds_sweep():
+                return  # done, or some events are refused: the next tick reads again
+            while self._ready:  # the handed-over path keeps moving during a long recovery, and its marks too
                 await self.publish_ready()
+            if time.monotonic() >= self._marks_due:
+                await self.flush_marks()
 
     async def holds_sweep(self) -> bool:
         """True when this relay has the sweep for the current slot.
@@ -175,7 +173,7 @@ class OutboxRelay:
         slot = int(self._clock().timestamp() // self._lease_seconds)
         if slot == self._held_slot:
             return True
-        if slot == self._yielded_slot:
+        if time.monotonic() < self._yielded_until:
             return False
         if await self._stream.take_sweep_slot(slot, holder=self._holder, at=self._clock()):
             self._held_slot = slot
@@ -189,13 +187,14 @@ class OutboxRelay:
         await self._stream.release_sweep_slots(holder=self._holder)
 
     async def _give_up_sweep(self) -> None:
-        """After a sweep the broker did not confirm: give the slot back and do not ask again before the next one.
+        """After a sweep the broker confirmed none of: give the slot back, and ask again only after three sweep
+        intervals, so that another replica can take it first (alone, this one takes it back then).
 
         A database failure does not give it up: every replica shares the database, none would do better.
         """
         if self._held_slot is None:
             return
-        self._yielded_slot = self._held_slot
+        self._yielded_until = time.monotonic() + 3 * self._sweep_seconds
         try:
             await self.release_sweep()
         except Exception as exc:  # noqa: BLE001 - the database may be what failed; the slot then runs out by itself
@@ -212,7 +211,7 @@ class OutboxRelay:
 
     async def sweep(self) -> Swept:
         """Publish what is still pending after the grace period (one read), chunk by chunk; stop at a chunk the
-        broker did not confirm in full (it is down or refusing: the rest waits for the next sweep)."""
+        broker confirmed none of (it is down or refuses this replica: the rest waits for the next sweep)."""
         docs = await self._stream.pending(limit=self._sweep_batch_size, older_than=self._clock() - self._grace)
         published = 0
         if docs:
@@ -223,7 +222,7 @@ class OutboxRelay:
                 # Marked before the next read sees them again, one by id each: see the class's note on recovery.
                 await self._stream.mark_each_published(done, at=self._clock())
                 published += len(done)
-                if len(done) < len(chunk):
+                if not done:
                     break
         return Swept(read=len(docs), published=published)
 
@@ -272,9 +271,5 @@ class OutboxRelay:
             count, oldest = await self._stream.backlog()
         except Exception:  # noqa: BLE001 - metrics must not stop the relay
             return
-        _report_backlog(count, (self._clock() - oldest).total_seconds() if oldest else None)
-
-
-def _report_backlog(count: int, oldest_age_seconds: float | None) -> None:
-    BACKLOG.set(count)
-    BACKLOG_AGE.set(oldest_age_seconds or 0)
+        BACKLOG.set(count)
+        BACKLOG_AGE.set((self._clock() - oldest).total_seconds() if oldest else 0)

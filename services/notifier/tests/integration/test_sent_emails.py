@@ -96,7 +96,7 @@ async def test_emails_of_the_earlier_layout_are_adopted_once_sent_stays_sent_and
     await sent.mark_sent(current, message_id="<new@example>", at=T0)
 
     assert await sent.adopt_earlier_layout() == 2
-    assert await sent.adopt_earlier_layout() == 0  # the next start: nothing to do
+    assert await sent.adopt_earlier_layout() == 0  # the next start finds the marker
 
     assert await sent.claim(done, now=T0 + LEASE * 3) == "sent"
     assert await sent.claim(unfinished, now=T0 + timedelta(seconds=1)) == "busy"  # its sender may still be at it
