@@ -72,9 +72,8 @@ class SentEmails:
     The sent-email record (`sent_emails`) is inserted right after the server's 250 and never changed. Neither is
     updated in the normal course (design.md: effects are inserted, never "check then update"), and on FerretDB v1 an
     insert costs the server about half what an update of the claim did (bench/README.md). A claim changes only when a
-    delivery takes over one older than the lease (its holder died mid-send) and is deleted when a send failed. That
-    takeover is an update: on FerretDB v1, two deliveries taking over the same expired claim at the same instant
-    could both win (design.md); a claim per generation taken by a unique insert would close that.
+    delivery takes over one older than the lease (its holder died mid-send), which one delivery decides by inserting
+    the takeover, and is deleted when a send failed.
     """
 
     LAYOUT = 2  # 1: one document per email in `sent_emails`, its `status` updated from "sending" to "sent"
@@ -82,6 +81,7 @@ class SentEmails:
     def __init__(self, db: AsyncDatabase[Document], *, lease: timedelta = timedelta(seconds=30)) -> None:
         self._meta = db["notifier_meta"]
         self._claims = db["email_claims"]
+        self._takeovers = db["email_claim_takeovers"]
         self._sent = db["sent_emails"]
         self._claim_writes = GroupWriter(self._claims)
         self._sent_writes = GroupWriter(self._sent)
@@ -121,13 +121,23 @@ class SentEmails:
             return "claimed"
         if await self.was_sent(key):
             return "sent"
-        # A claim older than the lease belongs to a consumer that died mid-send: take it over.
-        taken = await self._claims.find_one_and_update(
-            {"_id": key, "claimed_at": {"$lt": now - self._lease}}, {"$set": {"claimed_at": now}}
-        )
-        if taken is None:
+        # A claim older than the lease belongs to a consumer that died mid-send. Of the deliveries that find it, the
+        # one that inserts the takeover of that claim (its key and time) has it: an update cannot decide that on
+        # FerretDB v1, where two of them racing could both match (a test races eight).
+        stale = await self._claims.find_one({"_id": key, "claimed_at": {"$lt": now - self._lease}})
+        if stale is None:
             return "busy"
-        # Its holder may have recorded the send between our two reads: then there is nothing left to do.
+        try:
+            takeover = {"_id": f"{key}@{stale['claimed_at'].isoformat()}", "claim": key, "taken_at": now}
+            await self._takeovers.insert_one(takeover)
+        except DuplicateKeyError:
+            return "busy"
+        moved = await self._claims.update_one(
+            {"_id": key, "claimed_at": stale["claimed_at"]}, {"$set": {"claimed_at": now}}
+        )
+        if not moved.matched_count and not await self._claim_writes.insert({"_id": key, "claimed_at": now}):
+            return "busy"  # its holder gave it back meanwhile, and another delivery claimed it afresh
+        # Its holder may have recorded the send between our reads: then there is nothing left to do.
         return "sent" if await self.was_sent(key) else "claimed"
 
     async def was_sent(self, key: str) -> bool:

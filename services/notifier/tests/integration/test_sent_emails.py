@@ -63,6 +63,17 @@ async def test_a_claim_older_than_the_lease_is_taken_over_and_then_fresh_again(s
     assert await sent.claim(key, now=later + timedelta(seconds=1)) == "busy"  # the new holder's lease is fresh
 
 
+async def test_of_many_deliveries_racing_to_take_over_one_expired_claim_exactly_one_wins(sent: SentEmails) -> None:
+    # design.md: on FerretDB v1 an update is read-modify-write, so two takers could both "win" an update; the
+    # takeover must rest on a unique insert. Many rounds, each a fresh expired claim and 8 racing deliveries.
+    for _ in range(15):
+        key = a_key()
+        assert await sent.claim(key, now=T0) == "claimed"  # its holder dies mid-send
+        later = T0 + LEASE + timedelta(seconds=1)
+        answers = await asyncio.gather(*(sent.claim(key, now=later) for _ in range(8)))
+        assert sorted(answers) == ["busy"] * 7 + ["claimed"]
+
+
 async def test_a_released_claim_can_be_claimed_again_at_once(sent: SentEmails) -> None:
     key = a_key()
     assert await sent.claim(key, now=T0) == "claimed"
