@@ -125,12 +125,7 @@ class SentEmails:
         # one that inserts the takeover of that claim (its key and time) has it: an update cannot decide that on
         # FerretDB v1, where two of them racing could both match (a test races eight).
         stale = await self._claims.find_one({"_id": key, "claimed_at": {"$lt": now - self._lease}})
-        if stale is None:
-            return "busy"
-        try:
-            takeover = {"_id": f"{key}@{stale['claimed_at'].isoformat()}", "claim": key, "taken_at": now}
-            await self._takeovers.insert_one(takeover)
-        except DuplicateKeyError:
+        if stale is None or not await self._take_over(key, stale["claimed_at"], now=now):
             return "busy"
         moved = await self._claims.update_one(
             {"_id": key, "claimed_at": stale["claimed_at"]}, {"$set": {"claimed_at": now}}
@@ -139,6 +134,23 @@ class SentEmails:
             return "busy"  # its holder gave it back meanwhile, and another delivery claimed it afresh
         # Its holder may have recorded the send between our reads: then there is nothing left to do.
         return "sent" if await self.was_sent(key) else "claimed"
+
+    async def _take_over(self, key: str, claimed_at: datetime, *, now: datetime, tries: int = 5) -> bool:
+        """Insert the takeover of the claim `key` made at `claimed_at`; False when another delivery has it.
+
+        A takeover whose taker died before moving the claim is itself stale after a lease: the next one is numbered.
+        """
+        for n in range(tries):
+            takeover_id = f"{key}@{claimed_at.isoformat()}#{n}"
+            try:
+                await self._takeovers.insert_one({"_id": takeover_id, "claim": key, "taken_at": now})
+            except DuplicateKeyError:
+                earlier = await self._takeovers.find_one({"_id": takeover_id}, {"taken_at": 1})
+                if earlier is None or earlier["taken_at"] >= now - self._lease:
+                    return False  # taken moments ago (or just given up): that delivery has it
+                continue
+            return True
+        return False
 
     async def was_sent(self, key: str) -> bool:
         """True when the server accepted this email."""

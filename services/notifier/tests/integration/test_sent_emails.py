@@ -74,6 +74,20 @@ async def test_of_many_deliveries_racing_to_take_over_one_expired_claim_exactly_
         assert sorted(answers) == ["busy"] * 7 + ["claimed"]
 
 
+async def test_a_takeover_whose_taker_died_before_moving_the_claim_is_itself_taken_over_after_the_lease(
+    sent: SentEmails, db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    key = a_key()
+    assert await sent.claim(key, now=T0) == "claimed"  # its holder dies mid-send
+    took_at = T0 + LEASE + timedelta(seconds=1)
+    # A delivery inserted the takeover and died before it moved the claim's time.
+    await db["email_claim_takeovers"].insert_one(
+        {"_id": f"{key}@{T0.isoformat()}#0", "claim": key, "taken_at": took_at}
+    )
+    assert await sent.claim(key, now=took_at + timedelta(seconds=1)) == "busy"  # it may still be at it
+    assert await sent.claim(key, now=took_at + LEASE + timedelta(seconds=1)) == "claimed"
+
+
 async def test_a_released_claim_can_be_claimed_again_at_once(sent: SentEmails) -> None:
     key = a_key()
     assert await sent.claim(key, now=T0) == "claimed"
