@@ -9,11 +9,10 @@ from uuid import UUID, uuid4
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from booking.codec import cloud_event, from_document, to_document
 from booking.domain import JobRequest
-from service_runtime.mongo import GroupWriter, UpdateOne, ensure_indexes
+from service_runtime.mongo import GroupWriter, UpdateOne, ensure_indexes, insert_new
 
 Document = dict[str, Any]
 
@@ -109,9 +108,7 @@ class EventStream:
         A unique insert, the one write that is atomic on FerretDB v1 too (design.md). The winner also clears slots
         older than `keep` slots (a day at 30 s), since FerretDB v1 has no TTL index.
         """
-        try:
-            await self._sweeps.insert_one({"_id": slot, "holder": holder, "taken_at": at})
-        except DuplicateKeyError:
+        if not await insert_new(self._sweeps, {"_id": slot, "holder": holder, "taken_at": at}):
             taken = await self._sweeps.find_one({"_id": slot}, {"holder": 1})
             return taken is not None and taken["holder"] == holder
         await self._sweeps.delete_many({"_id": {"$lt": slot - keep}})

@@ -131,10 +131,7 @@ class OutboxRelay:
                     pass
             self._wake.clear()
             try:
-                while self._ready:
-                    await self.publish_ready()
-                if time.monotonic() >= self._marks_due:
-                    await self.flush_marks()
+                await self._publish_handed_over()
                 if time.monotonic() - self._last_sweep >= self._sweep_seconds:
                     self._last_sweep = time.monotonic()
                     await self.flush_marks()  # the backlog counts what the broker has not confirmed, no more
@@ -159,10 +156,7 @@ class OutboxRelay:
                 return
             if swept.read < self._sweep_batch_size or swept.published < swept.read or not await self.holds_sweep():
                 return  # done, or some events are refused: the next tick reads again
-            while self._ready:  # the handed-over path keeps moving during a long recovery, and its marks too
-                await self.publish_ready()
-            if time.monotonic() >= self._marks_due:
-                await self.flush_marks()
+            await self._publish_handed_over()  # it keeps moving during a long recovery, and its marks too
 
     async def holds_sweep(self) -> bool:
         """True when this relay has the sweep for the current slot.
@@ -199,6 +193,13 @@ class OutboxRelay:
             await self.release_sweep()
         except Exception as exc:  # noqa: BLE001 - the database may be what failed; the slot then runs out by itself
             log.warning("relay.release_sweep_failed", error=repr(exc))
+
+    async def _publish_handed_over(self) -> None:
+        """Publish every event handed over, and write the marks that are due."""
+        while self._ready:
+            await self.publish_ready()
+        if time.monotonic() >= self._marks_due:
+            await self.flush_marks()
 
     async def publish_ready(self) -> int:
         """Publish (up to a batch of) the events handed over; return how many the broker confirmed."""

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
-from service_runtime.mongo import GroupWriter, ensure_indexes
+from service_runtime.mongo import GroupWriter, ensure_indexes, insert_new
 
 Document = dict[str, Any]
 
@@ -101,14 +99,12 @@ class SentEmails:
             return 0
         earlier = await self._sent.find({"status": {"$exists": True}}).to_list()
         for doc in earlier:
-            with suppress(DuplicateKeyError):
-                await self._claims.insert_one({"_id": doc["_id"], "claimed_at": doc.get("claimed_at")})
+            await self._claim_writes.insert({"_id": doc["_id"], "claimed_at": doc.get("claimed_at")})
             if doc["status"] == "sent":
                 await self._sent.update_one({"_id": doc["_id"]}, {"$unset": {"status": "", "claimed_at": ""}})
             else:
                 await self._sent.delete_one({"_id": doc["_id"], "status": doc["status"]})
-        with suppress(DuplicateKeyError):
-            await self._meta.insert_one({"_id": "sent_emails_layout", "version": self.LAYOUT})
+        await insert_new(self._meta, {"_id": "sent_emails_layout", "version": self.LAYOUT})
         return len(earlier)
 
     @staticmethod
@@ -142,14 +138,11 @@ class SentEmails:
         """
         for n in range(tries):
             takeover_id = f"{key}@{claimed_at.isoformat()}#{n}"
-            try:
-                await self._takeovers.insert_one({"_id": takeover_id, "claim": key, "taken_at": now})
-            except DuplicateKeyError:
-                earlier = await self._takeovers.find_one({"_id": takeover_id}, {"taken_at": 1})
-                if earlier is None or earlier["taken_at"] >= now - self._lease:
-                    return False  # taken moments ago (or just given up): that delivery has it
-                continue
-            return True
+            if await insert_new(self._takeovers, {"_id": takeover_id, "claim": key, "taken_at": now}):
+                return True
+            earlier = await self._takeovers.find_one({"_id": takeover_id}, {"taken_at": 1})
+            if earlier is None or earlier["taken_at"] >= now - self._lease:
+                return False  # taken moments ago (or just given up): that delivery has it
         return False
 
     async def was_sent(self, key: str) -> bool:

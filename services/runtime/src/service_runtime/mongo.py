@@ -7,7 +7,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient, IndexModel, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, WriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
 DUPLICATE_KEY = 11000
 
@@ -41,6 +41,18 @@ async def ensure_indexes(collection: AsyncCollection[dict[str, Any]], indexes: l
     """Create indexes one command each: FerretDB v1 panics on a multi-index createIndexes whose indexes exist."""
     for index in indexes:
         await collection.create_indexes([index])
+
+
+async def insert_new(collection: AsyncCollection[dict[str, Any]], document: dict[str, Any]) -> bool:
+    """Insert one document alone (rare writes: a lease, a takeover); False when a unique index says it is there.
+
+    The write that decides who wins, atomic on FerretDB v1 too (design.md); concurrent writes go through GroupWriter.
+    """
+    try:
+        await collection.insert_one(document)
+    except DuplicateKeyError:
+        return False
+    return True
 
 
 WriteOperation = InsertOne[dict[str, Any]] | ReplaceOne[dict[str, Any]] | UpdateOne
@@ -126,5 +138,6 @@ __all__ = [
     "UpdateOne",
     "connect_mongo",
     "ensure_indexes",
+    "insert_new",
     "ping",
 ]
