@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -254,6 +255,21 @@ async def test_a_bad_month_and_a_huge_body_are_refused(booking_portal: Any) -> N
         "/v1/portal/job-requests/x/cancel",
         headers={**headers, "Content-Type": "application/json"},
         content=b"{" + b" " * 70_000 + b"}",
+    )
+    assert huge.status_code == 413 and huge.json()["code"] == "payload_too_large"
+
+
+async def test_a_huge_body_sent_in_chunks_without_a_length_is_refused_too(booking_portal: Any) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"notes": "'
+        for _ in range(70):
+            yield b"x" * 1000
+        yield b'"}'
+
+    huge = await booking_portal.http.post(
+        "/v1/portal/job-requests",
+        headers={**booking_portal.client(booking_portal.ann), "Content-Type": "application/json"},
+        content=chunks(),
     )
     assert huge.status_code == 413 and huge.json()["code"] == "payload_too_large"
 

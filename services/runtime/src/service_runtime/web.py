@@ -16,7 +16,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import BeforeValidator
 from pydantic_settings import NoDecode
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service_runtime.errors import DomainError
 from service_runtime.settings import ServiceSettings
@@ -80,22 +80,44 @@ def install_error_table(app: FastAPI, table: Mapping[type[DomainError], int]) ->
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over a size limit with 413 before reading them."""
+    """Refuse request bodies over a size limit with 413: before reading one whose length says so, and as soon as the
+    bytes of one without a length (chunked) go over it.
+
+    FastAPI's own `max_body_size` (Starlette's limiter) answers some of these in plain text, outside the one error
+    format; this answers in it.
+    """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-                response = JSONResponse(
-                    error_body("payload_too_large", f"The request body is over {self.max_bytes} bytes."), 413
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._refusal()(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Raised where the app reads the body: the error table answers it (413, payload_too_large).
+                    raise StarletteHTTPException(413, self._refusal_message())
+            return message
+
+        await self.app(scope, receive_within_limit if length is None else receive, send)
+
+    def _refusal_message(self) -> str:
+        return f"The request body is over {self.max_bytes} bytes."
+
+    def _refusal(self) -> JSONResponse:
+        return JSONResponse(error_body("payload_too_large", self._refusal_message()), 413)
 
 
 def install_basics(app: FastAPI, *, max_body_bytes: int, readiness: Mapping[str, ReadinessCheck]) -> None:
