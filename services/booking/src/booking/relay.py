@@ -46,11 +46,16 @@ def amqp_message(doc: Document) -> aio_pika.Message:
         content_type=CONTENT_TYPE,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=doc["_id"],
-        correlation_id=doc.get("correlation_id") or None,
+        correlation_id=_short_string(doc.get("correlation_id") or None),
         type=doc["type"],
         app_id=SOURCE.strip("/"),
         timestamp=doc["occurred_at"],
     )
+
+
+def _short_string(value: str | None) -> str | None:
+    """At most the 255 bytes an AMQP property may hold (the API keeps ids to 128 characters; older events may not)."""
+    return value.encode()[:255].decode(errors="ignore") if value is not None else None
 
 
 class OutboxRelay:

@@ -241,10 +241,54 @@ async def test_bad_submissions_are_refused_with_a_code(booking_portal: Any) -> N
         ({**base, "start_time": "25:00"}, 422, "invalid_request"),
         ({**base, "pet_ids": []}, 422, "invalid_request"),
         ({**base, "notes": "x" * 1001}, 422, "invalid_request"),
+        ({**base, "notes": "a\u0000b"}, 422, "invalid_request"),
+        ({**base, "notes": "bell \u0007"}, 422, "invalid_request"),
     ]
     for body, status, code in cases:
         response = await booking_portal.http.post("/v1/portal/job-requests", headers=headers, json=body)
         assert (response.status_code, response.json()["code"]) == (status, code), body
+
+
+async def test_a_month_or_day_outside_the_calendar_is_refused_with_a_code(booking_portal: Any) -> None:
+    headers = booking_portal.client(booking_portal.ann)
+    for path, params in (
+        ("/v1/portal/schedule", {"month": "0000-01"}),
+        ("/v1/portal/schedule", {"month": "9999-12"}),
+        ("/v1/portal/schedule", {"month": "\u0661\u0669\u0669\u0669-01"}),  # Arabic-Indic digits
+        ("/v1/portal/schedule/9999-12-31", {}),
+    ):
+        response = await booking_portal.http.get(path, params=params, headers=headers)
+        assert (response.status_code, response.json()["code"]) == (422, "invalid_reference"), (path, params)
+
+
+async def test_a_cancel_reason_with_control_characters_is_refused_and_nothing_changes(booking_portal: Any) -> None:
+    job_request = await submit(booking_portal)
+    headers = booking_portal.client(booking_portal.ann)
+    refused = await booking_portal.http.post(
+        f"/v1/portal/job-requests/{job_request['id']}/cancel", headers=headers, json={"reason": "oops\u0000"}
+    )
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_request")
+    still = await booking_portal.http.get(f"/v1/portal/job-requests/{job_request['id']}", headers=headers)
+    assert still.json()["status"] == "requested"
+    ok = await booking_portal.http.post(
+        f"/v1/portal/job-requests/{job_request['id']}/cancel", headers=headers, json={"reason": "Line one\nline two"}
+    )
+    assert ok.status_code == 200 and ok.json()["cancel_reason"] == "Line one\nline two"
+
+
+async def test_an_overlong_correlation_id_is_replaced_by_a_generated_one_that_the_event_carries(
+    booking_portal: Any,
+) -> None:
+    job_request = await submit(booking_portal)
+    cancelled = await booking_portal.http.post(
+        f"/v1/portal/job-requests/{job_request['id']}/cancel",
+        headers={**booking_portal.client(booking_portal.ann), "X-Correlation-ID": "c" * 300},
+    )
+    assert cancelled.status_code == 200
+    generated = cancelled.headers["X-Correlation-ID"]
+    assert generated and generated != "c" * 300 and len(generated) <= 128
+    events = await eventually(lambda: booking_portal.events_of(job_request["id"], "job_request.cancelled"))
+    assert [e["correlationid"] for e in events] == [generated]
 
 
 async def test_a_bad_month_and_a_huge_body_are_refused(booking_portal: Any) -> None:

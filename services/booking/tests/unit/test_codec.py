@@ -35,3 +35,18 @@ def test_each_status_records_its_own_event_type() -> None:
     scheduled = domain.schedule(requested, by=domain.Actor("admin", "a"), now=NOW)
     assert codec.cloud_event(requested, event_id=uuid.uuid4(), correlation_id="").type == "job_request.submitted"
     assert codec.cloud_event(scheduled, event_id=uuid.uuid4(), correlation_id="").type == "job_request.scheduled"
+
+
+def test_an_event_stored_with_an_overlong_correlation_id_still_makes_a_valid_amqp_message() -> None:
+    from booking.relay import amqp_message
+
+    doc = {
+        "_id": str(uuid.uuid4()),
+        "payload": "{}",
+        "type": "job_request.cancelled",
+        "occurred_at": NOW,
+        "correlation_id": "é" * 200,  # 400 bytes: over the 255 an AMQP property may hold
+    }
+    message = amqp_message(doc)
+    assert message.properties.marshal()  # pamqp refuses a property over 255 bytes
+    assert message.correlation_id == "é" * 127

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
@@ -24,6 +25,17 @@ from service_runtime.settings import ServiceSettings
 log = structlog.get_logger(__name__)
 
 CORRELATION_HEADER = "X-Correlation-ID"
+_CORRELATION_ID = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+def valid_correlation_id(value: str) -> bool:
+    """A caller's correlation id is kept when it is 1-128 visible ASCII characters; otherwise one is generated.
+
+    It travels on in AMQP properties (at most 255 bytes) and in every log line.
+    """
+    return _CORRELATION_ID.fullmatch(value) is not None
+
+
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
@@ -81,7 +93,7 @@ def install_error_table(app: FastAPI, table: Mapping[type[DomainError], int]) ->
 
 class BodyLimitMiddleware:
     """Refuse request bodies over a size limit with 413: before reading one whose length says so, and as soon as the
-    bytes of one without a length (chunked) go over it.
+    bytes read go over it (a chunked body has no length, and a length can understate what follows).
 
     FastAPI's own `max_body_size` (Starlette's limiter) answers some of these in plain text, outside the one error
     format; this answers in it.
@@ -111,7 +123,8 @@ class BodyLimitMiddleware:
                     raise StarletteHTTPException(413, self._refusal_message())
             return message
 
-        await self.app(scope, receive_within_limit if length is None else receive, send)
+        # Counted whatever the length says: a server that also takes `Transfer-Encoding: chunked` reads past it.
+        await self.app(scope, receive_within_limit, send)
 
     def _refusal_message(self) -> str:
         return f"The request body is over {self.max_bytes} bytes."
@@ -123,7 +136,7 @@ class BodyLimitMiddleware:
 def install_basics(app: FastAPI, *, max_body_bytes: int, readiness: Mapping[str, ReadinessCheck]) -> None:
     """Add correlation ids, the body limit, `/healthz`, `/readyz` and `/metrics` to a service's app."""
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
-    app.add_middleware(CorrelationIdMiddleware, header_name=CORRELATION_HEADER, validator=None)
+    app.add_middleware(CorrelationIdMiddleware, header_name=CORRELATION_HEADER, validator=valid_correlation_id)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

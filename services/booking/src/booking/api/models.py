@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from booking.domain import JobRequest, Pet, Service
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _printable(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (line breaks and tabs are fine)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_printable)]
+"""Free text from people: stored, emailed and shown, so no control characters (PostgreSQL refuses NUL)."""
 
 
 class ServiceOut(BaseModel):
@@ -91,7 +105,7 @@ class SubmitBody(_Body):
     date: date
     start_time: time = Field(description="Wall-clock start in the business timezone, HH:MM.")
     pet_ids: list[str] = Field(min_length=1, max_length=10)
-    notes: str = Field(default="", max_length=1000)
+    notes: Text = Field(default="", max_length=1000)
 
     @field_validator("pet_ids")
     @classmethod
@@ -109,7 +123,7 @@ class SubmitBody(_Body):
 
 
 class CancelBody(_Body):
-    reason: str | None = Field(default=None, max_length=500)
+    reason: Text | None = Field(default=None, max_length=500)
 
 
 class ScheduleEntry(BaseModel):

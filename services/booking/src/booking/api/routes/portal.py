@@ -28,7 +28,7 @@ from service_runtime.errors import InvalidReference
 router = APIRouter(prefix="/v1/portal", tags=["portal"])
 
 JobRequestId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")  # [0-9], not \d: \d also matches other scripts' digits
 
 
 @router.get("/services")
@@ -71,6 +71,8 @@ async def month_schedule(
     if not match:
         raise InvalidReference("month must be YYYY-MM, e.g. 2026-12.")
     year, mon = int(match[1]), int(match[2])
+    if not date.min.year <= year < date.max.year:
+        raise InvalidReference(f"month must be from {date.min.year:04d}-01 to {date.max.year - 1}-12.")
     start = date(year, mon, 1)
     end = date(year + mon // 12, mon % 12 + 1, 1)
     business = await deps.catalogue.business(client.business_id)
@@ -92,6 +94,8 @@ async def month_schedule(
 @router.get("/schedule/{day}")
 async def day_schedule(day: date, client: CurrentClient, deps: BookingDeps) -> DaySchedule:
     """All services booked or requested on one day, each saying whether it can be cancelled."""
+    if day == date.max:
+        raise InvalidReference(f"day must be before {date.max.isoformat()}.")
     business = await deps.catalogue.business(client.business_id)
     requests = await deps.projection.of_client(client.subject, start=day, end=date.fromordinal(day.toordinal() + 1))
     return DaySchedule(
