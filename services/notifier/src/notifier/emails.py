@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable
-from email.headerregistry import BaseHeader, HeaderRegistry
+from email.errors import MessageError
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import default
 from email.utils import formatdate
@@ -37,8 +38,24 @@ def message_id(event_id: str, recipient: str) -> str:
     return f"<{event_id}.{local}@{MESSAGE_ID_DOMAIN}>"
 
 
+class UnsendableEmail(PermanentError):
+    """The event's names or addresses cannot make a well-formed email (a line break in a name, no address...)."""
+
+
 def cancellation_email(event: CloudEvent[JobRequestCancelled], *, sender: str) -> EmailMessage:
-    """The client's confirmation that their job request is cancelled, with the admin inbox in CC."""
+    """The client's confirmation that their job request is cancelled, with the admin inbox in CC.
+
+    Names and addresses go in as `Address` objects, never pasted into a header: a name such as
+    `Eve <eve@x.example>, Ann` stays a quoted display name and adds no recipient. Raises UnsendableEmail when the
+    event's data cannot make a well-formed email (retrying would not change that).
+    """
+    try:
+        return _cancellation_email(event, sender=sender)
+    except (ValueError, MessageError) as exc:  # the email package's verdicts on names, addresses and headers
+        raise UnsendableEmail(f"cannot write the cancellation email: {exc}") from exc
+
+
+def _cancellation_email(event: CloudEvent[JobRequestCancelled], *, sender: str) -> EmailMessage:
     data = event.data
     when = day_and_time(data.requested_date, data.requested_start_time)
     cancelled = instant(data.cancelled_at, data.business.timezone)
@@ -66,9 +83,9 @@ def cancellation_email(event: CloudEvent[JobRequestCancelled], *, sender: str) -
     msg = EmailMessage(policy=POLICY)
     msg["Subject"] = f"Job request cancelled: {data.service.name} on {when}"
     msg["From"] = sender
-    msg["To"] = f"{data.client.name} <{data.client.email}>"
-    msg["Cc"] = data.business.admin_email
-    msg["Reply-To"] = data.business.admin_email
+    msg["To"] = Address(display_name=data.client.name, addr_spec=data.client.email)
+    msg["Cc"] = Address(addr_spec=data.business.admin_email)
+    msg["Reply-To"] = Address(addr_spec=data.business.admin_email)
     msg["Date"] = formatdate(data.cancelled_at.timestamp(), usegmt=True)
     msg["Message-ID"] = message_id(str(event.id), data.client.email)
     msg["X-Job-Request-Id"] = data.job_request_id

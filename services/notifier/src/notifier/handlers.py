@@ -71,6 +71,7 @@ async def on_job_request_cancelled(
     """Post the notice, then email the client with the admin inbox in CC, once per event."""
     if await notices.add(notice_for(event, now=clock())):
         log.info("notice.created", job_request_id=event.data.job_request_id)
+    message = cancellation_email(event, sender=sender)  # before the claim: an unsendable email claims nothing
     key = sent.key(EMAIL_CONSUMER, str(event.id), event.data.client.email)
     claimed_at = clock()
     claim = await sent.claim(key, now=claimed_at)
@@ -78,7 +79,6 @@ async def on_job_request_cancelled(
         return
     if claim == "busy":
         raise Unavailable("another delivery of this event is sending its email")
-    message = cancellation_email(event, sender=sender)
     accepted = False
 
     async def record() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from notifier.app import create_app, topology
 from notifier.settings import Settings
+from service_runtime.mongo import connect_mongo
 from tests.support.apps import delete_topology, parked, publish_event, running
 from tests.support.events import cancelled_event
 from tests.support.ids import unique
@@ -132,3 +133,20 @@ async def test_a_poison_message_is_parked_with_its_reason_and_the_next_message_s
     headers = dead[0].headers or {}
     assert str(headers["x-dead-letter-reason"]).startswith(reason)
     assert dead[0].body == body
+
+
+async def test_an_event_whose_email_cannot_be_written_is_parked_at_once_and_claims_nothing(
+    notifier: tuple[httpx.AsyncClient, Settings], amqp: Any, servers: Servers
+) -> None:
+    _, settings = notifier
+    bad = cancelled_event(client={"id": unique("eve"), "name": "Eve\r\nBcc: x@evil.example", "email": "e@c.example"})
+    await publish_event(amqp, bad.model_dump_json().encode(), routing_key=bad.type)
+    dead = await eventually(lambda: parked(amqp, topology(settings).dlq))
+    reason = str((dead[0].headers or {})["x-dead-letter-reason"])
+    assert reason.startswith("permanent_error: cannot write the cancellation email"), reason
+    db = connect_mongo(servers.mongodb_url, app_name="test")[settings.mongodb_database]
+    try:
+        assert await db["email_claims"].count_documents({"_id": {"$regex": str(bad.id)}}) == 0
+        assert await db["notices"].count_documents({"event_id": str(bad.id)}) == 1  # the notice needs no email
+    finally:
+        await db.client.close()

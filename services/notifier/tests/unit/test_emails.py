@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from notifier.emails import cancellation_email, message_id
+import pytest
+
+from notifier.emails import UnsendableEmail, cancellation_email, message_id
 from notifier.handlers import notice_for
 from tests.support.events import cancelled_event
 
@@ -56,3 +58,20 @@ def test_the_same_event_always_makes_the_same_notice_id() -> None:
     event = cancelled_event()
     now = datetime(2026, 11, 25, tzinfo=UTC)
     assert notice_for(event, now=now)["_id"] == notice_for(event, now=now)["_id"]
+
+
+def test_a_client_name_that_looks_like_an_address_list_adds_no_recipient() -> None:
+    event = cancelled_event(client={"id": "c1", "name": "Mallory <m@evil.example>, Ann", "email": "ann@client.example"})
+    mail = cancellation_email(event, sender="x@y.example")
+    assert [a.addr_spec for a in mail["To"].addresses] == ["ann@client.example"]
+    assert mail["To"].addresses[0].display_name == "Mallory <m@evil.example>, Ann"
+
+
+@pytest.mark.parametrize(
+    ("name", "email"),
+    [("Eve\r\nBcc: x@evil.example", "eve@client.example"), ("Ann", "ann@client.example, m@evil.example")],
+)
+def test_a_name_or_address_that_cannot_make_a_well_formed_email_is_unsendable(name: str, email: str) -> None:
+    event = cancelled_event(client={"id": "c1", "name": name, "email": email})
+    with pytest.raises(UnsendableEmail):
+        cancellation_email(event, sender="x@y.example")
