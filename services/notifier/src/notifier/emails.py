@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from email.errors import MessageError
@@ -119,31 +120,52 @@ class SmtpMailer:
         self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
         self._slots = asyncio.Semaphore(connections)
 
-    async def send(self, message: EmailMessage, *, on_accepted: Callable[[], Awaitable[None]] | None = None) -> None:
+    async def send(
+        self,
+        message: EmailMessage,
+        *,
+        on_accepted: Callable[[], Awaitable[None]] | None = None,
+        within: float | None = None,
+    ) -> None:
         """Send one message; `on_accepted` runs right after the server's 250, while the connection slot is held.
 
         Holding the slot while the caller records the send keeps the window in which a crash resends an email
-        to at most one message per connection.
+        to at most one message per connection. `within` bounds the wait for a connection plus the SMTP transaction
+        (not `on_accepted`): the caller's claim on the email must outlast it (TransientError when it runs out).
         """
-        async with self._slots:
-            smtp = self._idle.get_nowait() if not self._idle.empty() else None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within if within is not None else None
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._slots.acquire()
+        except TimeoutError as exc:
+            raise TransientError(f"no SMTP connection came free within {within} s") from exc
+        try:
             try:
-                if smtp is None or not smtp.is_connected:
-                    smtp = aiosmtplib.SMTP(**self._options)  # type: ignore[arg-type]
-                    await smtp.connect()
-                # Refused recipients among accepted ones do not make a retry right: the message went out once.
-                await smtp.send_message(message)
-            except aiosmtplib.SMTPResponseException as exc:
-                await _drop(smtp)
-                if 500 <= exc.code < 600:
-                    raise PermanentError(f"SMTP refused the message: {exc.code} {exc.message}") from exc
-                raise TransientError(f"SMTP said {exc.code} {exc.message}") from exc
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                await _drop(smtp)
-                raise TransientError(f"SMTP unavailable: {exc!r}") from exc
-            self._idle.put_nowait(smtp)
+                async with asyncio.timeout_at(deadline):
+                    await self._transaction(message)
+            except TimeoutError as exc:  # the deadline's: the server's own timeouts come out as TransientError
+                raise TransientError(f"SMTP did not accept the message within {within} s") from exc
             if on_accepted is not None:
-                await on_accepted()
+                await on_accepted()  # no deadline: what the server accepted must be recorded
+        finally:
+            self._slots.release()
+
+    async def _transaction(self, message: EmailMessage) -> None:
+        smtp = self._idle.get_nowait() if not self._idle.empty() else None
+        try:
+            if smtp is None or not smtp.is_connected:
+                smtp = aiosmtplib.SMTP(**self._options)  # type: ignore[arg-type]
+                await smtp.connect()
+            # Refused recipients among accepted ones do not make a retry right: the message went out once.
+            await smtp.send_message(message)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            await _drop(smtp, politely=isinstance(exc, aiosmtplib.SMTPResponseException))
+            raise _verdict(exc) from exc
+        except BaseException:  # cancelled (the deadline, a shutdown): the session is in an unknown state
+            await _drop(smtp, politely=False)
+            raise
+        self._idle.put_nowait(smtp)
 
     async def close(self) -> None:
         """Quit every idle connection."""
@@ -151,9 +173,33 @@ class SmtpMailer:
             await _drop(self._idle.get_nowait())
 
 
-async def _drop(smtp: aiosmtplib.SMTP | None) -> None:
-    if smtp is not None and smtp.is_connected:
-        try:
+# Replies about the server or our settings, whatever the command: a retry may succeed once it is fixed.
+_NOT_ABOUT_THE_MESSAGE = {530, 534, 535, 538}  # authentication required / too weak / refused / encryption required
+
+
+def _verdict(exc: aiosmtplib.SMTPException | OSError) -> Exception:
+    """PermanentError for a 5xx about this message (its sender, all its recipients, its content); TransientError for
+    everything else: 4xx, connection, greeting, HELO, AUTH and TLS failures (the server or our settings, which
+    a retry after a fix survives; parking every email at once would not)."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = [r.code for r in exc.recipients]
+        if codes and all(500 <= c < 600 and c not in _NOT_ABOUT_THE_MESSAGE for c in codes):
+            return PermanentError(f"SMTP refused every recipient: {'; '.join(str(r) for r in exc.recipients)}")
+        return TransientError(f"SMTP refused the recipients for now: {exc!r}")
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused | aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
+        if 500 <= exc.code < 600 and exc.code not in _NOT_ABOUT_THE_MESSAGE:
+            return PermanentError(f"SMTP refused the message: {exc.code} {exc.message}")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return TransientError(f"SMTP said {exc.code} {exc.message}")
+    return TransientError(f"SMTP unavailable: {exc!r}")
+
+
+async def _drop(smtp: aiosmtplib.SMTP | None, *, politely: bool = True) -> None:
+    """Close a connection we will not reuse: with QUIT when the session is in a known state, else at once."""
+    if smtp is None or not smtp.is_connected:
+        return
+    if politely:
+        with contextlib.suppress(Exception):  # the connection is going away anyway
             await smtp.quit()
-        except Exception:  # noqa: BLE001 - the connection is going away anyway
-            smtp.close()
+    if smtp.is_connected:
+        smtp.close()

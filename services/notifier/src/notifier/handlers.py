@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any, Protocol
 
+import stamina
 import structlog
+from pymongo.errors import PyMongoError
 
 from booking_contracts import CloudEvent, JobRequestCancelled
 from notifier.emails import cancellation_email
@@ -26,7 +28,11 @@ NOTICE_NAMESPACE = uuid.UUID("6f1c2f6e-6a53-4d39-9c0f-5f3f0e0f2a11")
 
 class Mailer(Protocol):
     async def send(
-        self, message: EmailMessage, *, on_accepted: Callable[[], Awaitable[None]] | None = None
+        self,
+        message: EmailMessage,
+        *,
+        on_accepted: Callable[[], Awaitable[None]] | None = None,
+        within: float | None = None,
     ) -> None: ...
 
 
@@ -81,14 +87,21 @@ async def on_job_request_cancelled(
         raise Unavailable("another delivery of this event is sending its email")
     accepted = False
 
+    budget = sent.lease.total_seconds() / 2  # the claim must outlast the send, and the record after it
+
     async def record() -> None:
-        # Right after the 250: a crash before this write is the one window that resends (same Message-ID).
+        # Right after the 250: a crash before this write is the one window that resends (same Message-ID). A database
+        # blip is retried here: a redelivery would find the claim and no record, and resend once the lease ran out.
         nonlocal accepted
         accepted = True
-        await sent.mark_sent(key, message_id=str(message["Message-ID"]), at=clock())
+        async for attempt in stamina.retry_context(on=PyMongoError, timeout=budget, wait_max=2.0):
+            with attempt:
+                await sent.mark_sent(key, message_id=str(message["Message-ID"]), at=clock())
 
     try:
-        await mailer.send(message, on_accepted=record)
+        # Bounded: a delivery that waited for an SMTP connection past its lease could send alongside the one that
+        # took its claim over.
+        await mailer.send(message, on_accepted=record, within=budget)
     except BaseException:
         if not accepted:  # not sent: give the claim back so that the retry may send at once
             await sent.release(key, claimed_at=claimed_at)

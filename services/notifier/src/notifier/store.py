@@ -85,6 +85,11 @@ class SentEmails:
         self._sent_writes = GroupWriter(self._sent)
         self._lease = lease
 
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim holds before another delivery may take it over (its holder is taken for dead)."""
+        return self._lease
+
     async def create_indexes(self) -> None:
         """The key is the document id in both collections: unique without another index."""
 

@@ -1,0 +1,188 @@
+"""The mailer against real SMTP servers: which failures retry, which park the email, and how long a send may take."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from notifier.emails import SmtpMailer
+from notifier.handlers import on_job_request_cancelled
+from notifier.store import Notices, SentEmails
+from service_runtime.errors import PermanentError, TransientError
+from service_runtime.mongo import connect_mongo
+from tests.support.events import cancelled_event
+from tests.support.ids import unique
+from tests.support.mailpit import Mailpit
+from tests.support.processes import free_port
+from tests.support.proxy import FaultProxy, with_port
+from tests.support.servers import Servers
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+MAILPIT = Path(os.environ.get("STACK_CACHE", Path.home() / ".cache/petsit-stack")) / "bin/mailpit"
+
+
+@pytest.fixture(scope="module")
+def strict_smtp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A Mailpit of its own that wants a login (bookings / s3cret) and takes recipients at ok.example only."""
+    if not MAILPIT.exists():
+        pytest.skip(f"no Mailpit binary at {MAILPIT} (the local stack installs it)")
+    folder = tmp_path_factory.mktemp("strict_smtp")
+    (folder / "auth").write_text("bookings:s3cret\n")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(MAILPIT),
+            f"--smtp=127.0.0.1:{port}",
+            f"--listen=127.0.0.1:{free_port()}",
+            f"--database={folder / 'mail.db'}",
+            f"--smtp-auth-file={folder / 'auth'}",
+            "--smtp-auth-allow-insecure",
+            r"--smtp-allowed-recipients=@ok\.example$",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not _listening(port):
+            assert time.monotonic() < deadline and process.poll() is None, "Mailpit did not start"
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def a_message(to: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "Bookings <no-reply@booking.example>"
+    message["To"] = to
+    message["Subject"] = "test"
+    message.set_content("hello")
+    return message
+
+
+async def test_wrong_smtp_credentials_are_transient_so_the_email_retries_instead_of_being_parked(
+    strict_smtp: int,
+) -> None:
+    mailer = SmtpMailer(host="127.0.0.1", port=strict_smtp, username="bookings", password="old-secret", timeout=5)
+    with pytest.raises(TransientError, match="535"):
+        await mailer.send(a_message("ann@ok.example"))
+
+
+async def test_a_server_that_wants_a_login_we_did_not_give_is_transient_too(strict_smtp: int) -> None:
+    mailer = SmtpMailer(host="127.0.0.1", port=strict_smtp, timeout=5)
+    with pytest.raises(TransientError, match="530"):
+        await mailer.send(a_message("ann@ok.example"))
+
+
+async def test_every_recipient_refused_for_good_makes_the_email_permanently_unsendable(strict_smtp: int) -> None:
+    mailer = SmtpMailer(host="127.0.0.1", port=strict_smtp, username="bookings", password="s3cret", timeout=5)
+    with pytest.raises(PermanentError, match="550"):
+        await mailer.send(a_message("ann@unknown.example"))
+    await mailer.send(a_message("ann@ok.example"))  # the connection pool is still good after a refusal
+    await mailer.close()
+
+
+async def test_a_send_that_gets_no_connection_or_no_answer_in_time_is_transient_and_frees_its_slot(
+    servers: Servers, mailpit: Mailpit
+) -> None:
+    proxy = await FaultProxy(servers.smtp_host, servers.smtp_port).start()
+    try:
+        proxy.stall()  # connections open, the greeting never comes
+        mailer = SmtpMailer(host="127.0.0.1", port=proxy.port, timeout=30, connections=1)
+        hung = asyncio.create_task(mailer.send(a_message(f"{unique('first')}@x.example"), within=1.5))
+        await asyncio.sleep(0.2)
+        with pytest.raises(TransientError, match="no SMTP connection came free"):
+            await mailer.send(a_message(f"{unique('second')}@x.example"), within=0.3)
+        with pytest.raises(TransientError, match="did not accept the message"):
+            await hung
+        proxy.heal()
+        to = f"{unique('third')}@x.example"
+        await mailer.send(a_message(to), within=10)  # the one slot was given back
+        await eventually(lambda: mailpit.messages_to(to))
+        await mailer.close()
+    finally:
+        await proxy.close()
+
+
+class _CutsTheDatabaseOnAccept:
+    """The real mailer; right after the server's 250 it cuts the notifier's database link for half a second."""
+
+    def __init__(self, mailer: SmtpMailer, proxy: FaultProxy) -> None:
+        self._mailer = mailer
+        self._proxy = proxy
+
+    async def send(
+        self,
+        message: EmailMessage,
+        *,
+        on_accepted: Callable[[], Awaitable[None]] | None = None,
+        within: float | None = None,
+    ) -> None:
+        async def cut_then_record() -> None:
+            self._proxy.cut()
+            asyncio.get_running_loop().call_later(0.5, self._proxy.heal)
+            assert on_accepted is not None
+            await on_accepted()
+
+        await self._mailer.send(message, on_accepted=cut_then_record, within=within)
+
+
+@pytest.fixture
+async def database_behind_proxy(servers: Servers) -> AsyncIterator[tuple[Any, FaultProxy]]:
+    target = urlsplit(servers.mongodb_url)
+    proxy = await FaultProxy(target.hostname or "127.0.0.1", target.port or 27017).start()
+    client = connect_mongo(with_port(servers.mongodb_url, proxy.port), app_name="test")
+    db = client[unique("notifier_blip").replace("-", "_")]
+    try:
+        yield db, proxy
+    finally:
+        proxy.heal()
+        await client.drop_database(db.name)
+        await client.close()
+        await proxy.close()
+
+
+async def test_a_database_blip_right_after_the_250_is_retried_and_sends_no_second_email(
+    servers: Servers, mailpit: Mailpit, database_behind_proxy: tuple[Any, FaultProxy]
+) -> None:
+    db, proxy = database_behind_proxy
+    sent = SentEmails(db, lease=timedelta(seconds=30))
+    notices = Notices(db)
+    event = cancelled_event()
+    mailer = SmtpMailer(host=servers.smtp_host, port=servers.smtp_port, timeout=5)
+    now = datetime.now(UTC)
+
+    await on_job_request_cancelled(
+        event, mailer=_CutsTheDatabaseOnAccept(mailer, proxy), notices=notices, sent=sent, sender="x@y.example"
+    )
+
+    key = sent.key("notifier.cancellation_email", str(event.id), event.data.client.email)
+    assert await sent.was_sent(key)
+    # A redelivery now finds the record, not a claim without one (which, after the lease, would send again).
+    assert await sent.claim(key, now=now + timedelta(minutes=5)) == "sent"
+    await on_job_request_cancelled(event, mailer=mailer, notices=notices, sent=sent, sender="x@y.example")
+    assert len(await mailpit.messages_to(event.data.client.email)) == 1
+    await mailer.close()
