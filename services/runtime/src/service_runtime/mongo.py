@@ -7,7 +7,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient, IndexModel, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteConcernError, WriteError
 
 DUPLICATE_KEY = 11000
 
@@ -63,8 +63,9 @@ class GroupWriter:
 
     Each caller still gets its own answer, as if it had written alone: True when its write was applied, False when a
     unique index refused it (an insert or upsert of what is already there: the idempotent repeat), its own WriteError
-    for any other rejection, or the batch's error (connection lost, server down) when the command failed, in which
-    case any write of the batch may or may not have been applied, exactly as for a lone write that failed.
+    for any other rejection, or the batch's error (connection lost, server down, a write concern not met) when the
+    command failed, in which case any write of the batch may or may not have been applied (or kept), exactly as for
+    a lone write that failed.
 
     Nothing waits for a batch to fill: a batch is whatever arrived while the previous one was on the wire, so a lone
     write leaves at the next turn of the loop and batches grow only under load. On FerretDB v1 a round trip costs both
@@ -112,6 +113,14 @@ class GroupWriter:
             await self._collection.bulk_write([op for op, _ in batch], ordered=False)
         except BulkWriteError as exc:
             errors = {e["index"]: e for e in exc.details.get("writeErrors", [])}
+            if concern := exc.details.get("writeConcernErrors"):
+                # Applied on the primary but not as durably as asked (MongoDB: a replication timeout, a failover):
+                # what was applied may yet be rolled back, so no write of the batch may count as done.
+                failed = WriteConcernError(concern[0].get("errmsg", "write concern error"), concern[0].get("code"))
+                for _, answer in batch:
+                    if not answer.done():
+                        answer.set_exception(failed)
+                return
         except BaseException as exc:
             for _, answer in batch:
                 if not answer.done():

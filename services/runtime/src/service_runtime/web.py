@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import BeforeValidator
 from pydantic_settings import NoDecode
+from pymongo.errors import ConnectionFailure, WriteConcernError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -81,6 +82,12 @@ def install_error_table(app: FastAPI, table: Mapping[type[DomainError], int]) ->
             body = error_body(code, str(exc.detail))
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
+    async def on_database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # Not the request's fault and worth repeating: the client may retry (a cancel repeats safely).
+        log.warning("http.database_unavailable", error=repr(exc))
+        body = error_body("unavailable", "The service cannot reach its database right now; try again shortly.")
+        return JSONResponse(body, 503, headers={"Retry-After": "2"})
+
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("http.unhandled_error", error=repr(exc))
         return JSONResponse(error_body("internal_error", "Something went wrong on our side; try again."), 500)
@@ -88,6 +95,8 @@ def install_error_table(app: FastAPI, table: Mapping[type[DomainError], int]) ->
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(ConnectionFailure, on_database_unavailable)  # down, unreachable, timed out
+    app.add_exception_handler(WriteConcernError, on_database_unavailable)  # not as durable as asked (failover)
     app.add_exception_handler(Exception, on_unexpected)
 
 

@@ -1,0 +1,54 @@
+"""GroupWriter's answers to what the server reports back, with a collection that reports a given outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from pymongo.errors import BulkWriteError, WriteConcernError
+
+from service_runtime.mongo import GroupWriter
+
+
+class _Reports:
+    """Stands in for a collection whose bulk writes come back with a set report (the server's side is not tested
+    here: tests/integration/test_group_writer.py runs against the real one)."""
+
+    def __init__(self, details: dict[str, Any]) -> None:
+        self.details = details
+
+    async def bulk_write(self, operations: list[Any], *, ordered: bool) -> None:
+        raise BulkWriteError(self.details)
+
+
+async def test_a_write_concern_error_fails_every_write_of_the_batch_even_those_applied() -> None:
+    # MongoDB applied both inserts on the primary, then could not replicate them in time: either may be rolled back.
+    report = {
+        "writeErrors": [],
+        "writeConcernErrors": [{"code": 64, "errmsg": "waiting for replication timed out"}],
+        "nInserted": 2,
+    }
+    writer = GroupWriter(_Reports(report), in_flight=1)  # type: ignore[arg-type]
+
+    answers = await asyncio.gather(writer.insert({"_id": 1}), writer.insert({"_id": 2}), return_exceptions=True)
+
+    assert all(isinstance(a, WriteConcernError) for a in answers), answers
+
+
+async def test_duplicates_and_rejections_are_answered_per_write() -> None:
+    report = {
+        "writeErrors": [
+            {"index": 0, "code": 11000, "errmsg": "E11000 duplicate key"},
+            {"index": 2, "code": 2, "errmsg": "bad value"},
+        ],
+        "writeConcernErrors": [],
+        "nInserted": 1,
+    }
+    writer = GroupWriter(_Reports(report), in_flight=1)  # type: ignore[arg-type]
+
+    answers = await asyncio.gather(*(writer.insert({"_id": i}) for i in range(3)), return_exceptions=True)
+
+    assert answers[0] is False and answers[1] is True
+    with pytest.raises(Exception, match="bad value"):
+        raise answers[2]  # type: ignore[misc]
