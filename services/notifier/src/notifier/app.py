@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from notifier import api
 from notifier.emails import SmtpMailer
 from notifier.handlers import on_job_request_cancelled
-from notifier.live import StreamTiming, notice_stream_router
+from notifier.live import StreamTiming, TooManyStreams, notice_stream_router
 from notifier.settings import Settings
 from notifier.store import Notices, SentEmails
 from service_runtime.amqp import ConsumerTopology
@@ -63,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         poll_seconds=settings.notice_stream_poll_seconds,
         lookback=timedelta(seconds=settings.notice_stream_lookback_seconds),
         lifetime_seconds=settings.notice_stream_seconds,
+        batch=settings.notice_stream_batch,
+        streams_per_business=settings.notice_streams_per_business,
     )
     app = create_consumer_app(
         name="notifier",
@@ -71,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         topology=topology(settings),
         wiring=wiring,
         routers=[api.router, notice_stream_router(timing)],
-        error_table={NotFound: 404},
+        error_table={NotFound: 404, TooManyStreams: 429},
     )
     install_cors(app, settings.cors_origins)
     return app

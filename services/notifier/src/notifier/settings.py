@@ -28,3 +28,5 @@ class Settings(ServiceSettings):
     notice_stream_poll_seconds: float = Field(default=1.0, gt=0, le=30)
     notice_stream_lookback_seconds: float = Field(default=10.0, ge=0, le=300)
     notice_stream_seconds: float = Field(default=15.0, gt=0, le=3600)
+    notice_stream_batch: int = Field(default=1000, ge=10, le=10_000)
+    notice_streams_per_business: int = Field(default=20, ge=1, le=10_000)

@@ -36,9 +36,15 @@ class Notices:
     async def get(self, business_id: str, notice_id: str) -> Document | None:
         return await self._notices.find_one({"_id": notice_id, "business_id": business_id})
 
-    async def created_since(self, business_id: str, since: datetime, *, limit: int) -> list[Document]:
-        """Notices created at or after `since`, oldest first (the live HOME feed reads these)."""
-        query = {"business_id": business_id, "created_at": {"$gte": since}}
+    async def created_since(
+        self, business_id: str, since: datetime, *, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[Document]:
+        """Notices created at or after `since`, oldest first (the live HOME feed reads these); with `after`, only
+        those past that (created_at, id) position: the next page."""
+        query: Document = {"business_id": business_id, "created_at": {"$gte": since}}
+        if after is not None:
+            at, notice_id = after
+            query["$or"] = [{"created_at": {"$gt": at}}, {"created_at": at, "_id": {"$gt": notice_id}}]
         return (
             await self._notices.find(query).sort([("created_at", ASCENDING), ("_id", ASCENDING)]).limit(limit).to_list()
         )

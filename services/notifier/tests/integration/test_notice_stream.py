@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,8 @@ async def notifier(servers: Servers, amqp: aio_pika.abc.AbstractRobustConnection
         notice_stream_poll_seconds=0.1,
         notice_stream_lookback_seconds=5,
         notice_stream_seconds=2,
+        notice_stream_batch=10,
+        notice_streams_per_business=3,
     )
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.http_port, log_config=None)
@@ -176,3 +179,36 @@ async def test_cors_lets_only_the_configured_page_origin_call_with_a_token(notif
         other = await http.options(url(notifier), headers={"Origin": "http://evil.example", **preflight})
     assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == PAGES
     assert "access-control-allow-origin" not in other.headers
+
+
+async def test_a_burst_bigger_than_one_read_reaches_the_feed_whole(
+    notifier: Settings, mongo: AsyncMongoClient[dict[str, Any]]
+) -> None:
+    business = unique("biz")
+    now = datetime.now(UTC)
+    # 25 notices within the lookback window, reads of 10: the feed must page past its first read.
+    burst = {await add_notice(mongo, notifier, business, created_at=now - timedelta(milliseconds=i)) for i in range(25)}
+    async with httpx.AsyncClient(timeout=10) as http:
+        events = await notices_until(http, notifier, business, burst)
+    assert {e.id for e in events} == burst and len(events) == 25
+
+
+async def test_a_business_over_its_live_feed_limit_gets_429_until_one_closes(notifier: Settings) -> None:
+    business = unique("biz")
+    headers = admin(notifier, business)
+    async with httpx.AsyncClient(timeout=10) as http:
+        async with contextlib.AsyncExitStack() as open_feeds:
+            for _ in range(3):
+                source = await open_feeds.enter_async_context(aconnect_sse(http, "GET", url(notifier), headers=headers))
+                assert source.response.status_code == 200
+            refused = await http.get(url(notifier), headers=headers)
+            assert refused.status_code == 429 and refused.json()["code"] == "too_many_streams", refused.text
+            other = await http.get(url(notifier), headers=admin(notifier, unique("biz")))  # another business
+            assert other.status_code == 200
+        again = await eventually(lambda: _status(http, url(notifier), headers))
+    assert again == 200
+
+
+async def _status(http: httpx.AsyncClient, address: str, headers: dict[str, str]) -> int | None:
+    async with http.stream("GET", address, headers=headers) as response:
+        return response.status_code if response.status_code == 200 else None
