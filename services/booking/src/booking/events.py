@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -71,10 +72,18 @@ class EventStream:
             raise VersionConflict(request.id)
         return document
 
-    async def pending(self, *, limit: int, older_than: datetime) -> list[Document]:
-        """Events stored before `older_than` and not yet confirmed by the broker, oldest first."""
+    async def pending(
+        self, *, limit: int, older_than: datetime, since: datetime | None = None, besides: Collection[str] = ()
+    ) -> list[Document]:
+        """Events stored before `older_than` (and at or after `since`, other than `besides`) not yet confirmed by the
+        broker, oldest first."""
+        query: Document = {**PENDING, "occurred_at": {"$lt": older_than}}
+        if since is not None:
+            query["occurred_at"]["$gte"] = since
+        if besides:
+            query["_id"] = {"$nin": list(besides)}
         cursor = self._events.find(
-            {**PENDING, "occurred_at": {"$lt": older_than}},
+            query,
             {"payload": 1, "type": 1, "correlation_id": 1, "occurred_at": 1, "state": 1},
         ).sort("occurred_at", ASCENDING)
         return await cursor.limit(limit).to_list()

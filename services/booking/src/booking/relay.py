@@ -39,6 +39,14 @@ class Swept(NamedTuple):
     published: int
 
 
+class _Page(NamedTuple):
+    """Where a sweep's next read starts: at `occurred_at`, besides the events of that instant already read (many
+    events can share an instant: ids are not ordered, and the time is to the millisecond)."""
+
+    occurred_at: datetime
+    ids: frozenset[str]
+
+
 def amqp_message(doc: Document) -> aio_pika.Message:
     """The AMQP message of a stored event: CloudEvents structured mode, persistent, ids in the properties."""
     return aio_pika.Message(
@@ -75,7 +83,9 @@ class OutboxRelay:
     events and every `update_many` of them reads all of them (no limit or `$in` goes down to PostgreSQL), so reading
     500 at a time and marking them in one update made recovery quadratic with a large factor: 20,000 pending events
     took 182 s, now 44 s (bench/README.md; each read still reads every pending event there, ten times fewer reads).
-    A sweep stops at a chunk the broker confirmed none of, and the relay then gives its slot away (below).
+    While reads come back full, a sweep reads on from where the last one ended, so events the broker keeps refusing
+    (unroutable while no queue takes their type) do not hold back those behind them; a sweep the broker confirmed
+    none of makes the relay give its slot away (below).
 
     With several booking replicas, one sweeps at a time: the one that takes the current slot of
     `sweep_lease_seconds` (a unique insert per slot). Without that, after an outage every replica read, published
@@ -152,16 +162,20 @@ class OutboxRelay:
                 await asyncio.sleep(min(self._sweep_seconds, 1.0))
 
     async def _sweep_while_full(self) -> None:
-        """Sweep read after read while each comes back full and the broker confirms all of it (a long recovery)."""
+        """Sweep read after read while each comes back full (a long recovery), each read starting where the previous
+        one ended: events the broker refuses (unroutable while no queue takes their type) do not hold back those
+        behind them."""
+        page: _Page | None = None
+        read = published = 0
         while True:
-            swept = await self.sweep()
-            if swept.read and not swept.published:
-                # The broker takes nothing from here: leave the slot to a replica that may do better.
-                await self._give_up_sweep()
-                return
-            if swept.read < self._sweep_batch_size or swept.published < swept.read or not await self.holds_sweep():
-                return  # done, or some events are refused: the next tick reads again
+            swept, page = await self._sweep_page(page)
+            read, published = read + swept.read, published + swept.published
+            if page is None or not await self.holds_sweep():
+                break  # done (the last read was not full): the next tick starts from the oldest again
             await self._publish_handed_over()  # it keeps moving during a long recovery, and its marks too
+        if read and not published:
+            # The broker took nothing: leave the slot to a replica that may do better.
+            await self._give_up_sweep()
 
     async def holds_sweep(self) -> bool:
         """True when this relay has the sweep for the current slot.
@@ -216,9 +230,20 @@ class OutboxRelay:
         return len(done)
 
     async def sweep(self) -> Swept:
-        """Publish what is still pending after the grace period (one read), chunk by chunk; stop at a chunk the
-        broker confirmed none of (it is down or refuses this replica: the rest waits for the next sweep)."""
-        docs = await self._stream.pending(limit=self._sweep_batch_size, older_than=self._clock() - self._grace)
+        """Publish what is still pending after the grace period (one read of the oldest), chunk by chunk: a chunk the
+        broker refuses does not stop the next."""
+        swept, _ = await self._sweep_page(None)
+        return swept
+
+    async def _sweep_page(self, page: _Page | None) -> tuple[Swept, _Page | None]:
+        """One read of pending events (from `page` on, else from the oldest), published chunk by chunk; return what
+        it did and where the next read starts (None when this read was not full: nothing is left behind it)."""
+        docs = await self._stream.pending(
+            limit=self._sweep_batch_size,
+            older_than=self._clock() - self._grace,
+            since=page.occurred_at if page else None,
+            besides=page.ids if page else (),
+        )
         published = 0
         if docs:
             await self._repair_projections(docs)
@@ -228,9 +253,14 @@ class OutboxRelay:
                 # Marked before the next read sees them again, one by id each: see the class's note on recovery.
                 await self._stream.mark_each_published(done, at=self._clock())
                 published += len(done)
-                if not done:
-                    break
-        return Swept(read=len(docs), published=published)
+        swept = Swept(read=len(docs), published=published)
+        if len(docs) < self._sweep_batch_size:
+            return swept, None
+        last = docs[-1]["occurred_at"]
+        at_last = {d["_id"] for d in docs if d["occurred_at"] == last}
+        if page is not None and page.occurred_at == last:
+            at_last |= page.ids  # the whole read was one instant: the next goes on past all of it read so far
+        return swept, _Page(last, frozenset(at_last))
 
     async def flush_marks(self) -> None:
         """Record the confirms gathered since the last flush; if this fails, the sweep republishes them."""

@@ -315,3 +315,53 @@ async def _received(outbox: Outbox, n: int) -> bool:
 
 async def _none_pending(outbox: Outbox) -> bool:
     return await outbox.pending() == 0
+
+
+async def test_many_events_no_queue_takes_do_not_hold_back_the_events_behind_them(
+    servers: Servers, mongo: AsyncMongoClient[dict[str, Any]]
+) -> None:
+    db = mongo[unique("relay_unroutable").replace("-", "_")]
+    stream, projection = EventStream(db), JobRequests(db)
+    await stream.create_indexes()
+    with own_vhost(servers, "relay-unroutable") as (_, url):
+        connection = await connect_amqp(url, name="relay-unroutable")
+        channel = await connection.channel()
+        exchange = await declare_events_exchange(channel)
+        probe = await channel.declare_queue(exclusive=True)
+        await probe.bind(exchange, "job_request.cancelled")  # no queue takes submitted events (audit not deployed)
+        received: list[str] = []
+
+        async def collect(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with message.process():
+                received.append(str(message.message_id))
+
+        await probe.consume(collect)
+        publisher = ConfirmedPublisher(connection)
+        try:
+            # 45 unroutable submissions are the oldest pending events; 5 cancellations come after them.
+            for _ in range(45):
+                await stream.append(replace(a_request(), id=unique("jr")), correlation_id="c")
+            cancellations = []
+            for _ in range(5):
+                cancelled = domain.cancel(replace(a_request(), id=unique("jr")), by=CLIENT, now=utc_now(), reason=None)
+                cancellations.append((await stream.append(cancelled, correlation_id="c"))["_id"])
+            relay = OutboxRelay(
+                stream=stream,
+                projection=projection,
+                publisher=publisher,
+                batch_size=10,
+                sweep_batch_size=20,
+                sweep_seconds=0.2,
+            )
+            await asyncio.sleep(0.5)  # older than the sweep's grace
+            task = await _running(relay)
+            try:
+                await eventually(lambda: len(received) >= 5, timeout=10)
+            finally:
+                await _stop(task)
+            assert sorted(received) == sorted(cancellations)
+            assert await db["job_request_events"].count_documents({"relay_pending": True}) == 45
+        finally:
+            await publisher.close()
+            await connection.close()
+            await mongo.drop_database(db.name)
