@@ -143,7 +143,7 @@ def container_env(docs: list[dict[str, Any]], service: str, secrets: dict[str, s
     return env
 
 
-SECRETS = {"AUTH_SECRET": "a" * 48, "username": "svc", "password": "p4ssw0rd"}
+SECRETS = {"AUTH_SECRET": "a" * 48, "METRICS_TOKEN": "m" * 48, "username": "svc", "password": "p4ssw0rd"}
 
 
 @pytest.mark.parametrize("kustomization", ["base", "overlays/production"])
@@ -154,7 +154,8 @@ def test_services_read_their_settings_from_the_rendered_environment(
     env = container_env(kustomize_build(kustomization), service, SECRETS)
     fields = {name.upper() for name in SETTINGS[service].model_fields}
     assert set(env) - URL_PARTS <= fields, "a variable the service does not read"
-    assert {"AMQP_URL", "MONGODB_URL", "AUTH_SECRET", "HTTP_PORT", "MONGODB_DATABASE", "ENVIRONMENT"} <= set(env)
+    assert {"AMQP_URL", "MONGODB_URL", "AUTH_SECRET", "METRICS_TOKEN", "HTTP_PORT", "MONGODB_DATABASE"} <= set(env)
+    assert "ENVIRONMENT" in env
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = SETTINGS[service]()  # refuses a weak AUTH_SECRET outside local mode
@@ -186,6 +187,17 @@ def test_production_creates_no_secrets_and_uses_released_images(kustomize_build:
         image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         assert re.fullmatch(rf"[\w.\-/]+/{name}:\d+\.\d+\.\d+", image), image
     assert {"ServiceMonitor", "PrometheusRule"} <= {d["kind"] for d in docs}
+
+
+def test_prometheus_scrapes_with_the_metrics_token_the_services_require(kustomize_build: Build) -> None:
+    docs = kustomize_build("overlays/production")
+    monitors = by_kind(docs, "ServiceMonitor")
+    assert set(monitors) == set(SETTINGS)
+    for name, monitor in monitors.items():
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["authorization"]["credentials"] == {"name": "metrics-token", "key": "METRICS_TOKEN"}, name
+        env = container_env(docs, name, SECRETS)
+        assert env["METRICS_TOKEN"] == SECRETS["METRICS_TOKEN"]  # the same Secret key the services check
 
 
 def test_alerts_use_metrics_the_code_exports() -> None:

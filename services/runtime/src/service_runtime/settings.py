@@ -30,6 +30,12 @@ class ServiceSettings(BaseSettings):
     prefetch: int = Field(default=200, ge=1, le=2000)
     amqp_heartbeat_seconds: int = Field(default=15, ge=1, le=600)
     max_body_bytes: int = 64 * 1024
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token Prometheus sends for /metrics; required outside local and test."
+    )
+    api_docs: bool | None = Field(
+        default=None, description="Serve /docs and /openapi.json (unauthenticated); default: in local and test only."
+    )
     gc_gen0_threshold: int = Field(
         default=20_000, ge=100, description="Allocations between two young-generation collections (CPython: 700)."
     )
@@ -39,7 +45,14 @@ class ServiceSettings(BaseSettings):
         secret = self.auth_secret.get_secret_value()
         if self.environment not in {"local", "test"} and (secret == LOCAL_SECRET or len(secret) < 32):
             raise ValueError("AUTH_SECRET must be set to a strong secret (32+ characters) outside local mode")
+        metrics = self.metrics_token.get_secret_value() if self.metrics_token else ""
+        if self.environment not in {"local", "test"} and len(metrics) < 32:
+            raise ValueError("METRICS_TOKEN must be set (32+ characters) outside local mode: /metrics needs it")
         return self
+
+    @property
+    def serves_api_docs(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.environment in {"local", "test"}
 
     def token_codec(self) -> TokenCodec:
         """The token codec of these settings (current secret, and the previous one while rotating)."""

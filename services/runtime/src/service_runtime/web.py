@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -9,10 +10,11 @@ from typing import Annotated, Any
 
 import structlog
 from asgi_correlation_id import CorrelationIdMiddleware
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import BeforeValidator
 from pydantic_settings import NoDecode
@@ -26,6 +28,7 @@ from service_runtime.settings import ServiceSettings
 log = structlog.get_logger(__name__)
 
 CORRELATION_HEADER = "X-Correlation-ID"
+_bearer = HTTPBearer(auto_error=False)
 _CORRELATION_ID = re.compile(r"[\x21-\x7e]{1,128}")
 
 
@@ -142,8 +145,11 @@ class BodyLimitMiddleware:
         return JSONResponse(error_body("payload_too_large", self._refusal_message()), 413)
 
 
-def install_basics(app: FastAPI, *, max_body_bytes: int, readiness: Mapping[str, ReadinessCheck]) -> None:
-    """Add correlation ids, the body limit, `/healthz`, `/readyz` and `/metrics` to a service's app."""
+def install_basics(
+    app: FastAPI, *, max_body_bytes: int, readiness: Mapping[str, ReadinessCheck], metrics_token: str | None = None
+) -> None:
+    """Add correlation ids, the body limit, `/healthz`, `/readyz` and `/metrics` (behind `metrics_token` when set:
+    only health checks go without a token) to a service's app."""
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(CorrelationIdMiddleware, header_name=CORRELATION_HEADER, validator=valid_correlation_id)
 
@@ -157,8 +163,17 @@ def install_basics(app: FastAPI, *, max_body_bytes: int, readiness: Mapping[str,
         ready = all(checks.values())
         return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503)
 
+    async def scraper(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+        given = credentials.credentials.encode() if credentials else b""
+        if metrics_token is not None and not hmac.compare_digest(given, metrics_token.encode()):
+            raise HTTPException(
+                401,
+                {"code": "unauthorized", "message": "The metrics token is missing or wrong."},
+                {"WWW-Authenticate": "Bearer"},
+            )
+
     Instrumentator(excluded_handlers=["/healthz", "/readyz", "/metrics"]).instrument(app).expose(
-        app, endpoint="/metrics", include_in_schema=False
+        app, endpoint="/metrics", include_in_schema=False, dependencies=[Depends(scraper)]
     )
 
 
@@ -171,10 +186,23 @@ def service_app(
     readiness: Mapping[str, ReadinessCheck],
 ) -> FastAPI:
     """A service's app with what every service has: its token codec, one error table, the basics above."""
-    app = FastAPI(title=title, version="1.0.0", lifespan=lifespan)
+    docs = settings.serves_api_docs
+    app = FastAPI(
+        title=title,
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     app.state.tokens = settings.token_codec()
     install_error_table(app, error_table)
-    install_basics(app, max_body_bytes=settings.max_body_bytes, readiness=readiness)
+    install_basics(
+        app,
+        max_body_bytes=settings.max_body_bytes,
+        readiness=readiness,
+        metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
+    )
     return app
 
 

@@ -1,0 +1,57 @@
+"""What every service's app has, without servers: the metrics token, the API docs switch, the settings' guard."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import ValidationError
+
+from service_runtime.settings import ServiceSettings
+from service_runtime.web import service_app
+
+STRONG = "x" * 40
+METRICS = "m" * 40
+
+
+@asynccontextmanager
+async def _nothing(_: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+async def _get(settings: ServiceSettings, path: str, **headers: str) -> httpx.Response:
+    app = service_app("t", settings, lifespan=_nothing, error_table={}, readiness={})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        return await http.get(path, headers=headers)
+
+
+def production(**overrides: Any) -> ServiceSettings:
+    return ServiceSettings(environment="production", auth_secret=STRONG, **{"metrics_token": METRICS, **overrides})
+
+
+async def test_metrics_answer_only_the_scraper_holding_the_metrics_token() -> None:
+    settings = production()
+    assert (await _get(settings, "/metrics", Authorization=f"Bearer {METRICS}")).status_code == 200
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {METRICS}"}):
+        refused = await _get(settings, "/metrics", **headers)
+        assert refused.status_code == 401 and refused.json()["code"] == "unauthorized", headers
+    assert (await _get(settings, "/healthz")).status_code == 200  # health checks go without a token
+
+
+def test_outside_local_mode_a_service_does_not_start_without_a_strong_metrics_token() -> None:
+    with pytest.raises(ValidationError, match="METRICS_TOKEN"):
+        production(metrics_token=None)
+    with pytest.raises(ValidationError, match="METRICS_TOKEN"):
+        production(metrics_token="short")
+
+
+async def test_api_docs_are_served_locally_and_not_in_production_unless_asked_for() -> None:
+    assert (await _get(ServiceSettings(), "/openapi.json")).status_code == 200
+    assert (await _get(ServiceSettings(), "/metrics")).status_code == 200  # local: no metrics token set
+    assert (await _get(production(), "/openapi.json")).status_code == 404
+    assert (await _get(production(), "/docs")).status_code == 404
+    assert (await _get(production(api_docs=True), "/openapi.json")).status_code == 200
