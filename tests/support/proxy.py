@@ -23,6 +23,8 @@ class FaultProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._flowing = asyncio.Event()
         self._flowing.set()
+        self._accepted = 0  # connections so far, numbered from 0 in the order they came
+        self._spared: set[int] = set()  # connections a stall leaves flowing
         self._refusing = False
 
     async def start(self) -> FaultProxy:
@@ -41,8 +43,11 @@ class FaultProxy:
         self._refusing = True
         self._drop_all()
 
-    def stall(self) -> None:
-        """Keep connections open but stop moving bytes (like a hung network path)."""
+    def stall(self, *, spare_first: int = 0) -> None:
+        """Keep connections open but stop moving bytes (like a hung network path), except on the first
+        `spare_first` connections ever made (a driver's monitor connects first: a server that answers its health
+        checks and not the commands)."""
+        self._spared = set(range(spare_first))
         self._flowing.clear()
 
     def heal(self) -> None:
@@ -72,9 +77,10 @@ class FaultProxy:
             writer.transport.abort()
             return
         self._writers |= {writer, upstream_writer}
+        number, self._accepted = self._accepted, self._accepted + 1
         pumps = [
-            asyncio.create_task(self._pump(reader, upstream_writer)),
-            asyncio.create_task(self._pump(upstream_reader, writer, delay=self.reply_delay)),
+            asyncio.create_task(self._pump(reader, upstream_writer, number=number)),
+            asyncio.create_task(self._pump(upstream_reader, writer, number=number, delay=self.reply_delay)),
         ]
         self._pumps.update(pumps)
         await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
@@ -86,13 +92,16 @@ class FaultProxy:
             with contextlib.suppress(Exception):
                 w.transport.abort()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, delay: float = 0.0) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, number: int, delay: float = 0.0
+    ) -> None:
         if delay > 0:
             await self._pump_later(reader, writer, delay)
             return
         with contextlib.suppress(Exception):
             while data := await reader.read(65536):
-                await self._flowing.wait()
+                if number not in self._spared:
+                    await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
 

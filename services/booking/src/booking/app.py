@@ -32,7 +32,12 @@ async def open_storage(
     settings: Settings,
 ) -> tuple[AsyncMongoClient[dict[str, Any]], Catalogue, EventStream, JobRequests]:
     """Connect to booking's database and make sure its indexes exist."""
-    mongo = connect_mongo(settings.mongodb_url, app_name="booking", max_pool_size=settings.mongodb_max_pool_size)
+    mongo = connect_mongo(
+        settings.mongodb_url,
+        app_name="booking",
+        max_pool_size=settings.mongodb_max_pool_size,
+        timeout_seconds=settings.mongodb_timeout_seconds,
+    )
     db = mongo[settings.mongodb_database]
     catalogue, stream, projection = Catalogue(db), EventStream(db), JobRequests(db)
     for part in (catalogue, stream, projection):

@@ -43,7 +43,12 @@ def create_consumer_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        mongo = connect_mongo(settings.mongodb_url, app_name=name, max_pool_size=settings.mongodb_max_pool_size)
+        mongo = connect_mongo(
+            settings.mongodb_url,
+            app_name=name,
+            max_pool_size=settings.mongodb_max_pool_size,
+            timeout_seconds=settings.mongodb_timeout_seconds,
+        )
         connections.mongo = mongo
         subscriptions, close = await wiring(app, mongo[database])
         amqp = await connect_amqp(settings.amqp_url, name=name, heartbeat=settings.amqp_heartbeat_seconds)

@@ -12,11 +12,16 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteConcernError,
 DUPLICATE_KEY = 11000
 
 
-def connect_mongo(url: str, *, app_name: str, max_pool_size: int = 20) -> AsyncMongoClient[dict[str, Any]]:
+def connect_mongo(
+    url: str, *, app_name: str, max_pool_size: int = 20, timeout_seconds: float = 30.0, **options: Any
+) -> AsyncMongoClient[dict[str, Any]]:
     """Build a client (lazy: connects on first use); datetimes come back timezone-aware UTC.
 
     The pool bounds how many commands one process runs at once: FerretDB v1 can deadlock when the commands of
-    all clients together outgrow its PostgreSQL pool (50 by default).
+    all clients together outgrow its PostgreSQL pool (50 by default). `timeout_seconds` bounds the wait for any
+    reply (a NetworkTimeout, a ConnectionFailure, when it runs out): a server that still answers the driver's
+    health checks but never finishes a command (such a FerretDB deadlock) would otherwise hold every writer of a
+    collection, the consumers' messages and the relay for good.
     """
     return AsyncMongoClient(
         url,
@@ -25,6 +30,8 @@ def connect_mongo(url: str, *, app_name: str, max_pool_size: int = 20) -> AsyncM
         maxPoolSize=max_pool_size,
         serverSelectionTimeoutMS=5000,
         connectTimeoutMS=3000,
+        socketTimeoutMS=int(timeout_seconds * 1000),
+        **options,
     )
 
 

@@ -19,6 +19,9 @@ class ServiceSettings(BaseSettings):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     mongodb_url: str = "mongodb://127.0.0.1:27017/"
     mongodb_max_pool_size: int = Field(default=20, ge=1, le=500, description="Concurrent database commands.")
+    mongodb_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="Longest wait for a database reply before the command fails."
+    )
     auth_secret: SecretStr = SecretStr(LOCAL_SECRET)
     auth_secret_previous: SecretStr | None = Field(
         default=None, description="Verify-only secret during a rotation: tokens signed with it stay valid."

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from pymongo import AsyncMongoClient, IndexModel
-from pymongo.errors import PyMongoError, WriteError
+from pymongo.errors import ConnectionFailure, PyMongoError, WriteError
 
 from service_runtime.mongo import GroupWriter, connect_mongo, ensure_indexes
 from tests.support.ids import unique
@@ -68,6 +68,33 @@ async def test_a_lost_connection_fails_every_caller_of_the_batch_and_the_next_in
         proxy.heal()
         assert await inserter.insert({"_id": "after", "key": "after"}) is True
     finally:
+        await client.close()
+        await proxy.close()
+
+
+async def test_a_database_that_stops_answering_fails_the_batch_after_the_timeout_instead_of_holding_it(
+    servers: Servers, collection: Any
+) -> None:
+    target_url = urlsplit(servers.mongodb_url)
+    proxy = await FaultProxy(target_url.hostname or "127.0.0.1", target_url.port or 27017).start()
+    # The server answers the driver's health checks but not the command, as FerretDB v1 deadlocked on its
+    # PostgreSQL pool does.
+    client = connect_mongo(with_port(servers.mongodb_url, proxy.port), app_name="test", timeout_seconds=1)
+    try:
+        inserter = GroupWriter(client[collection.database.name]["docs"])
+        assert await inserter.insert({"_id": "before", "key": "before"}) is True
+        proxy.stall(spare_first=1)  # the driver's monitor (the first connection) still gets answers
+        answers = await asyncio.wait_for(
+            asyncio.gather(
+                *(inserter.insert({"_id": f"s{i}", "key": f"s{i}"}) for i in range(3)), return_exceptions=True
+            ),
+            timeout=30,  # a hang guard, far beyond the 1 s timeout: without it this waited for the health check
+        )
+        assert all(isinstance(a, ConnectionFailure) and a.timeout for a in answers), answers
+        proxy.heal()
+        assert await inserter.insert({"_id": "after", "key": "after"}) is True
+    finally:
+        proxy.heal()
         await client.close()
         await proxy.close()
 
