@@ -39,7 +39,18 @@ POLICIES: list[dict[str, Any]] = [
         "apply-to": "queues",
         "priority": 0,
         "definition": {"queue-leader-locator": "balanced"},
-    }
+    },
+    {
+        # `dlq list` looks at parked messages by putting them back (a return). RabbitMQ 4 gives quorum queues a
+        # delivery limit of 20 by default and drops a message returned more often from a queue without a
+        # dead-letter exchange, as the DLQs are: lift it there. One policy applies per queue (the highest priority),
+        # so this one repeats the leader locator.
+        "name": "petsit-dead-letter-queues",
+        "pattern": r"^(notifier|audit)\.job_request_events\.dlq$",
+        "apply-to": "queues",
+        "priority": 1,
+        "definition": {"queue-leader-locator": "balanced", "delivery-limit": 1_000_000},
+    },
 ]
 
 

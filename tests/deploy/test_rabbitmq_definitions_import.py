@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlparse
 
 import aio_pika
@@ -18,6 +19,7 @@ from notifier.app import topology as notifier_topology
 from notifier.settings import Settings as NotifierSettings
 from service_runtime.amqp import declare_consumer_topology, declare_events_exchange
 from tests.support.servers import Servers
+from tests.support.waiting import eventually
 
 DEFINITIONS = Path(__file__).resolve().parents[2] / "deploy" / "rabbitmq" / "definitions.json"
 
@@ -68,3 +70,25 @@ async def test_broker_imports_the_definitions_and_the_services_declare_the_same_
         if b["source"]
     }
     assert bindings == {(b["source"], b["destination"], b["routing_key"]) for b in definitions["bindings"]}
+
+
+async def test_looking_at_a_dead_letter_queue_many_times_drops_nothing_where_brokers_limit_returns(
+    fresh_vhost: tuple[httpx.AsyncClient, str],
+) -> None:
+    # `dlq list` puts what it looked at back (a return). RabbitMQ 4 gives quorum queues a delivery limit of 20 by
+    # default and drops a message returned more often when the queue has no dead-letter exchange, as a DLQ has not:
+    # the definitions' policy lifts that limit on the dead-letter queues (this broker accepts and applies it).
+    api, vhost = fresh_vhost
+    definitions = json.loads(DEFINITIONS.read_text())
+    body = {key: definitions[key] for key in ("exchanges", "queues", "bindings", "policies")}
+    assert (await api.post(f"/definitions/{vhost}", json=body)).status_code in (200, 201, 204)
+    for queue in ("notifier.job_request_events.dlq", "audit.job_request_events.dlq"):
+        effective = await eventually(lambda q=queue: _effective_policy(api, vhost, q))
+        assert effective["delivery-limit"] >= 1_000_000 and effective["queue-leader-locator"] == "balanced", queue
+    work = await eventually(lambda: _effective_policy(api, vhost, "notifier.job_request_events"))
+    assert "delivery-limit" not in work  # the work queues keep their own limit (x-delivery-limit)
+
+
+async def _effective_policy(api: httpx.AsyncClient, vhost: str, queue: str) -> dict[str, Any] | None:
+    found = (await api.get(f"/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}")).json()
+    return found.get("effective_policy_definition") or None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,9 +63,11 @@ def test_definitions_file_has_quorum_queues_with_delivery_limit_and_dead_letter_
 def test_policies_set_no_argument_the_queues_already_declare() -> None:
     # A policy key that is also a queue argument would hide which one is in force.
     definitions = json.loads(DEFINITIONS.read_text())
-    argument_keys = {key.removeprefix("x-") for q in definitions["queues"] for key in q["arguments"]}
     assert definitions["policies"]
     for policy in definitions["policies"]:
+        matched = [q for q in definitions["queues"] if re.search(policy["pattern"], q["name"])]
+        assert matched, policy["name"]
+        argument_keys = {key.removeprefix("x-") for q in matched for key in q["arguments"]}
         assert not set(policy["definition"]) & argument_keys, policy["name"]
 
 
