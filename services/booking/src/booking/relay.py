@@ -20,7 +20,7 @@ from booking.codec import from_document
 from booking.events import Document, EventStream
 from booking.store import JobRequests
 from booking_contracts import CONTENT_TYPE, EXCHANGE, SOURCE
-from service_runtime.amqp import ConfirmedPublisher
+from service_runtime.amqp import ConfirmedPublisher, Outcome
 
 log = structlog.get_logger(__name__)
 
@@ -244,18 +244,21 @@ class OutboxRelay:
             since=page.occurred_at if page else None,
             besides=page.ids if page else (),
         )
-        published = 0
+        published, failed = 0, False
         if docs:
             await self._repair_projections(docs)
             for start in range(0, len(docs), self._batch_size):
                 chunk = docs[start : start + self._batch_size]
-                done = await self._publish(chunk)
+                done, chunk_failed = await self._publish_each(chunk)
                 # Marked before the next read sees them again, one by id each: see the class's note on recovery.
                 await self._stream.mark_each_published(done, at=self._clock())
                 published += len(done)
+                failed |= chunk_failed
+                if chunk_failed and not done:
+                    break  # the broker takes nothing (down, blocked, refusing): the rest waits for the next tick
         swept = Swept(read=len(docs), published=published)
-        if len(docs) < self._sweep_batch_size:
-            return swept, None
+        if len(docs) < self._sweep_batch_size or (failed and not published):
+            return swept, None  # done, or no use reading on: only events no queue takes are worth paging past
         last = docs[-1]["occurred_at"]
         at_last = {d["_id"] for d in docs if d["occurred_at"] == last}
         if page is not None and page.occurred_at == last:
@@ -270,21 +273,27 @@ class OutboxRelay:
 
     async def _publish(self, docs: list[Document]) -> list[str]:
         """Publish with confirms; return the ids of the events the broker confirmed."""
+        done, _ = await self._publish_each(docs)
+        return done
+
+    async def _publish_each(self, docs: list[Document]) -> tuple[list[str], bool]:
+        """Publish with confirms; return the ids of the events the broker confirmed, and whether any publish failed
+        for a reason other than no queue taking it (the broker unreachable, refusing, or not confirming in time)."""
         if not docs:
-            return []
+            return [], False
         try:
-            confirmed = await self._publisher.publish_many(EXCHANGE, [(d["type"], amqp_message(d)) for d in docs])
+            outcomes = await self._publisher.publish_each(EXCHANGE, [(d["type"], amqp_message(d)) for d in docs])
         except Exception as exc:  # noqa: BLE001 - no channel (broker unreachable): none confirmed, the sweep retries
             log.warning("relay.publish_failed", error=repr(exc))
-            confirmed = [False] * len(docs)
-        done = [d["_id"] for d, ok in zip(docs, confirmed, strict=True) if ok]
-        for doc, ok in zip(docs, confirmed, strict=True):
-            if ok:
+            outcomes = [Outcome.FAILED] * len(docs)
+        done = [d["_id"] for d, o in zip(docs, outcomes, strict=True) if o is Outcome.CONFIRMED]
+        for doc, outcome in zip(docs, outcomes, strict=True):
+            if outcome is Outcome.CONFIRMED:
                 PUBLISHED.labels(doc["type"]).inc()
         if len(done) < len(docs):
             NOT_CONFIRMED.inc(len(docs) - len(done))
             log.warning("relay.unconfirmed", pending=len(docs) - len(done))
-        return done
+        return done, Outcome.FAILED in outcomes
 
     async def _repair_projections(self, docs: list[Document]) -> None:
         # A writer that crashed between its event insert and its projection write left the projection behind.

@@ -19,7 +19,7 @@ from booking.events import EventStream
 from booking.handlers import utc_now
 from booking.relay import OutboxRelay
 from booking.store import JobRequests
-from service_runtime.amqp import ConfirmedPublisher, connect_amqp, declare_events_exchange
+from service_runtime.amqp import ConfirmedPublisher, Outcome, connect_amqp, declare_events_exchange
 from tests.support.ids import unique
 from tests.support.requests import CLIENT, a_request
 from tests.support.servers import Servers
@@ -212,15 +212,15 @@ async def test_an_event_the_broker_keeps_refusing_does_not_hold_up_the_events_af
     stuck = stored[0]["_id"]
     relay = outbox.relay(batch_size=5, sweep_batch_size=20, sweep_seconds=0.2)
     await asyncio.sleep(0.5)
-    original = outbox.publisher.publish_many
+    original = outbox.publisher.publish_each
 
-    async def publish_many(exchange: str, messages: Any, **kwargs: Any) -> list[bool]:
-        # The broker returns this one message every time (say, no queue takes its type any more).
+    async def publish_each(exchange: str, messages: Any, **kwargs: Any) -> list[Outcome]:
+        # The broker refuses this one message every time.
         kept = [(key, message) for key, message in messages if message.message_id != stuck]
-        confirmed = iter(await original(exchange, kept, **kwargs))
-        return [False if message.message_id == stuck else next(confirmed) for _, message in messages]
+        outcomes = iter(await original(exchange, kept, **kwargs))
+        return [Outcome.FAILED if message.message_id == stuck else next(outcomes) for _, message in messages]
 
-    outbox.publisher.publish_many = publish_many  # type: ignore[method-assign]
+    outbox.publisher.publish_each = publish_each  # type: ignore[method-assign]
     assert await relay.sweep() == (12, 11)  # every chunk went out, the refused event's too
     assert await outbox.pending() == 1
     await eventually(lambda: _received(outbox, 11), timeout=5)

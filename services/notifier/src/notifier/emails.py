@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from email.errors import MessageError
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
@@ -120,6 +120,15 @@ class SmtpMailer:
         self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
         self._slots = asyncio.Semaphore(connections)
 
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[SmtpConnection]:
+        """Wait for one of the connections (as long as it takes: waiting holds nothing) and hold it for one message.
+
+        Take it before claiming the email, so that the claim's lease covers the send only, not the queue for it.
+        """
+        async with self._slots:
+            yield SmtpConnection(self)
+
     async def send(
         self,
         message: EmailMessage,
@@ -127,29 +136,9 @@ class SmtpMailer:
         on_accepted: Callable[[], Awaitable[None]] | None = None,
         within: float | None = None,
     ) -> None:
-        """Send one message; `on_accepted` runs right after the server's 250, while the connection slot is held.
-
-        Holding the slot while the caller records the send keeps the window in which a crash resends an email
-        to at most one message per connection. `within` bounds the wait for a connection plus the SMTP transaction
-        (not `on_accepted`): the caller's claim on the email must outlast it (TransientError when it runs out).
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within if within is not None else None
-        try:
-            async with asyncio.timeout_at(deadline):
-                await self._slots.acquire()
-        except TimeoutError as exc:
-            raise TransientError(f"no SMTP connection came free within {within} s") from exc
-        try:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await self._transaction(message)
-            except TimeoutError as exc:  # the deadline's: the server's own timeouts come out as TransientError
-                raise TransientError(f"SMTP did not accept the message within {within} s") from exc
-            if on_accepted is not None:
-                await on_accepted()  # no deadline: what the server accepted must be recorded
-        finally:
-            self._slots.release()
+        """Wait for a connection and send `message` on it (SmtpConnection.send)."""
+        async with self.connection() as connection:
+            await connection.send(message, on_accepted=on_accepted, within=within)
 
     async def _transaction(self, message: EmailMessage) -> None:
         smtp = self._idle.get_nowait() if not self._idle.empty() else None
@@ -171,6 +160,34 @@ class SmtpMailer:
         """Quit every idle connection."""
         while not self._idle.empty():
             await _drop(self._idle.get_nowait())
+
+
+class SmtpConnection:
+    """One connection slot of a mailer, held for one message."""
+
+    def __init__(self, mailer: SmtpMailer) -> None:
+        self._mailer = mailer
+
+    async def send(
+        self,
+        message: EmailMessage,
+        *,
+        on_accepted: Callable[[], Awaitable[None]] | None = None,
+        within: float | None = None,
+    ) -> None:
+        """Send one message; `on_accepted` runs right after the server's 250, while the connection is still held.
+
+        Holding it while the caller records the send keeps the window in which a crash resends an email to at most
+        one message per connection. `within` bounds the SMTP transaction (TransientError when it runs out: the
+        caller's claim on the email must outlast it), not `on_accepted`.
+        """
+        try:
+            async with asyncio.timeout(within):
+                await self._mailer._transaction(message)
+        except TimeoutError as exc:  # the deadline's: the server's own timeouts come out as TransientError
+            raise TransientError(f"SMTP did not accept the message within {within} s") from exc
+        if on_accepted is not None:
+            await on_accepted()  # no deadline here: what the server accepted must be recorded
 
 
 # Replies about the server or our settings, whatever the command: a retry may succeed once it is fixed.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any, Protocol
@@ -26,7 +28,7 @@ NOTICE_CONSUMER = "notifier.home_notice"
 NOTICE_NAMESPACE = uuid.UUID("6f1c2f6e-6a53-4d39-9c0f-5f3f0e0f2a11")
 
 
-class Mailer(Protocol):
+class MailConnection(Protocol):
     async def send(
         self,
         message: EmailMessage,
@@ -34,6 +36,10 @@ class Mailer(Protocol):
         on_accepted: Callable[[], Awaitable[None]] | None = None,
         within: float | None = None,
     ) -> None: ...
+
+
+class Mailer(Protocol):
+    def connection(self) -> AbstractAsyncContextManager[MailConnection]: ...
 
 
 def notice_for(event: CloudEvent[JobRequestCancelled], *, now: datetime) -> dict[str, Any]:
@@ -79,31 +85,35 @@ async def on_job_request_cancelled(
         log.info("notice.created", job_request_id=event.data.job_request_id)
     message = cancellation_email(event, sender=sender)  # before the claim: an unsendable email claims nothing
     key = sent.key(EMAIL_CONSUMER, str(event.id), event.data.client.email)
-    claimed_at = clock()
-    claim = await sent.claim(key, now=claimed_at)
-    if claim == "sent":
-        return
-    if claim == "busy":
-        raise Unavailable("another delivery of this event is sending its email")
-    accepted = False
+    # The send and the record after it each get under half the claim's lease, so that the claim outlasts both.
+    budget = sent.lease.total_seconds() * 0.4
+    async with mailer.connection() as smtp:
+        # Claimed once a connection is ours: the lease covers the send, not the wait for a connection (a delivery
+        # that waited past its lease could send alongside the one that took its claim over).
+        claimed_at = clock()
+        claim = await sent.claim(key, now=claimed_at)
+        if claim == "sent":
+            return
+        if claim == "busy":
+            raise Unavailable("another delivery of this event is sending its email")
+        accepted = False
 
-    budget = sent.lease.total_seconds() / 2  # the claim must outlast the send, and the record after it
+        async def record() -> None:
+            # Right after the 250: a crash before this write is the one window that resends (same Message-ID). A
+            # database blip is retried here: a redelivery would find the claim and no record, and resend once the
+            # lease ran out.
+            nonlocal accepted
+            accepted = True
+            deadline = asyncio.get_running_loop().time() + budget
+            async for attempt in stamina.retry_context(on=(PyMongoError, TimeoutError), timeout=budget, wait_max=2.0):
+                with attempt:
+                    async with asyncio.timeout_at(deadline):  # each attempt too: one may hang up to the db timeout
+                        await sent.mark_sent(key, message_id=str(message["Message-ID"]), at=clock())
 
-    async def record() -> None:
-        # Right after the 250: a crash before this write is the one window that resends (same Message-ID). A database
-        # blip is retried here: a redelivery would find the claim and no record, and resend once the lease ran out.
-        nonlocal accepted
-        accepted = True
-        async for attempt in stamina.retry_context(on=PyMongoError, timeout=budget, wait_max=2.0):
-            with attempt:
-                await sent.mark_sent(key, message_id=str(message["Message-ID"]), at=clock())
-
-    try:
-        # Bounded: a delivery that waited for an SMTP connection past its lease could send alongside the one that
-        # took its claim over.
-        await mailer.send(message, on_accepted=record, within=budget)
-    except BaseException:
-        if not accepted:  # not sent: give the claim back so that the retry may send at once
-            await sent.release(key, claimed_at=claimed_at)
-        raise
+        try:
+            await smtp.send(message, on_accepted=record, within=budget)
+        except BaseException:
+            if not accepted:  # not sent: give the claim back so that the retry may send at once
+                await sent.release(key, claimed_at=claimed_at)
+            raise
     log.info("email.sent", to=redact(event.data.client.email), cc=redact(event.data.business.admin_email))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -149,6 +150,14 @@ async def declare_consumer_topology(channel: AbstractChannel, topology: Consumer
     return queues[topology.queue]
 
 
+class Outcome(enum.Enum):
+    """What the broker did with one published message."""
+
+    CONFIRMED = "confirmed"  # taken and routed to at least one queue
+    RETURNED = "returned"  # taken, but no queue is bound for its routing key (mandatory)
+    FAILED = "failed"  # refused (nack), not confirmed in time, or the channel failed
+
+
 @dataclass
 class ConfirmedPublisher:
     """Publishes with publisher confirms and `mandatory`, many in flight; a returned message counts as not published."""
@@ -174,6 +183,12 @@ class ConfirmedPublisher:
         self, exchange: str, messages: Sequence[tuple[str, aio_pika.Message]], *, timeout: float = 10.0
     ) -> list[bool]:
         """Publish all at once and wait for every confirm; the result says, per message, if it was confirmed."""
+        return [o is Outcome.CONFIRMED for o in await self.publish_each(exchange, messages, timeout=timeout)]
+
+    async def publish_each(
+        self, exchange: str, messages: Sequence[tuple[str, aio_pika.Message]], *, timeout: float = 10.0
+    ) -> list[Outcome]:
+        """Publish all at once and wait for every confirm; the result says, per message, what the broker did."""
         channel = await self.channel()
         # aiormq's own publish, without waiting for each frame to reach the socket: aio-pika's waits for that while
         # holding the channel's lock, so a batch went out one message per turn of the event loop (~55 messages/s
@@ -194,13 +209,17 @@ class ConfirmedPublisher:
             ),
             return_exceptions=True,
         )
-        confirmed = [isinstance(r, Basic.Ack) for r in results]
+        outcomes = []
         for result in results:
-            if isinstance(result, DeliveryError):
+            if isinstance(result, Basic.Ack):
+                outcomes.append(Outcome.CONFIRMED)
+            elif isinstance(result, DeliveryError) and isinstance(result.frame, Basic.Return):  # no queue for it
                 log.warning("amqp.publish.returned", reason=str(result))
-            elif isinstance(result, BaseException):
+                outcomes.append(Outcome.RETURNED)
+            else:
                 log.warning("amqp.publish.failed", error=repr(result))
-        return confirmed
+                outcomes.append(Outcome.FAILED)
+        return outcomes
 
     async def close(self) -> None:
         """Close the channel (the connection belongs to the caller)."""

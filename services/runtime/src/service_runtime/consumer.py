@@ -13,12 +13,12 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
-from pymongo.errors import ConnectionFailure
 
 from booking_contracts import CloudEvent, JobRequestEvent, UnknownEventType, data_model_for
 from booking_contracts.envelope import version_of
 from service_runtime.amqp import ConfirmedPublisher, ConsumerTopology, declare_consumer_topology
 from service_runtime.errors import PermanentError, Unavailable
+from service_runtime.mongo import DATABASE_UNAVAILABLE
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +27,7 @@ Handler = Callable[[CloudEvent[Any]], Awaitable[None]]
 
 ATTEMPT_HEADER = "x-attempt"
 REASON_HEADER = "x-dead-letter-reason"
+_NOT_THE_MESSAGES_FAULT: tuple[type[Exception], ...] = (Unavailable, *DATABASE_UNAVAILABLE)
 
 CONSUMED = Counter(
     "messaging_client_consumed_messages",
@@ -172,7 +173,7 @@ class EventConsumer:
             except PermanentError as exc:
                 await self._dead_letter(message, "permanent_error", str(exc))
                 CONSUMED.labels(name, "dead_lettered", type(exc).__name__).inc()
-            except (Unavailable, ConnectionFailure) as exc:
+            except _NOT_THE_MESSAGES_FAULT as exc:
                 # Our own database is down: wait and try again without using up the message's attempts.
                 await self._defer(message, exc)
                 CONSUMED.labels(name, "deferred", type(exc).__name__).inc()

@@ -5,9 +5,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pymongo
 from pymongo import AsyncMongoClient, IndexModel, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteConcernError, WriteError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    ExecutionTimeout,
+    PyMongoError,
+    WriteConcernError,
+    WriteError,
+)
 
 DUPLICATE_KEY = 11000
 
@@ -18,10 +27,13 @@ def connect_mongo(
     """Build a client (lazy: connects on first use); datetimes come back timezone-aware UTC.
 
     The pool bounds how many commands one process runs at once: FerretDB v1 can deadlock when the commands of
-    all clients together outgrow its PostgreSQL pool (50 by default). `timeout_seconds` bounds the wait for any
-    reply (a NetworkTimeout, a ConnectionFailure, when it runs out): a server that still answers the driver's
-    health checks but never finishes a command (such a FerretDB deadlock) would otherwise hold every writer of a
-    collection, the consumers' messages and the relay for good.
+    all clients together outgrow its PostgreSQL pool (50 by default). `timeout_seconds` bounds each wait for a
+    reply (PyMongo's `socketTimeoutMS`; a NetworkTimeout, a ConnectionFailure, when it runs out): a server that
+    still answers the driver's health checks but never finishes a command (such a FerretDB deadlock) would
+    otherwise hold every writer of a collection, the consumers' messages and the relay for good. PyMongo retries a
+    read or a write once after such an error (MongoDB; FerretDB v1 has no retryable writes), so an operation can
+    wait twice that. Not `timeoutMS` (the whole operation): with it, an operation against a database that is down
+    keeps selecting a server for all of that time instead of failing after `serverSelectionTimeoutMS` (5 s).
     """
     return AsyncMongoClient(
         url,
@@ -35,6 +47,11 @@ def connect_mongo(
     )
 
 
+DATABASE_UNAVAILABLE: tuple[type[PyMongoError], ...] = (ConnectionFailure, ExecutionTimeout, WriteConcernError)
+"""Errors that are the database's state, not the request's or the message's fault: down, unreachable, out of time,
+or not as durable as asked. The API answers them 503; consumers wait and retry without using up attempts."""
+
+
 async def ping(client: AsyncMongoClient[dict[str, Any]], *, timeout: float = 2.0) -> bool:
     """True when the server answers a ping within `timeout` seconds."""
     try:
@@ -45,9 +62,13 @@ async def ping(client: AsyncMongoClient[dict[str, Any]], *, timeout: float = 2.0
 
 
 async def ensure_indexes(collection: AsyncCollection[dict[str, Any]], indexes: list[IndexModel]) -> None:
-    """Create indexes one command each: FerretDB v1 panics on a multi-index createIndexes whose indexes exist."""
-    for index in indexes:
-        await collection.create_indexes([index])
+    """Create indexes one command each: FerretDB v1 panics on a multi-index createIndexes whose indexes exist.
+
+    An index build on a large collection can take far longer than one operation is given (MONGODB_TIMEOUT_SECONDS).
+    """
+    with pymongo.timeout(3600):
+        for index in indexes:
+            await collection.create_indexes([index])
 
 
 async def insert_new(collection: AsyncCollection[dict[str, Any]], document: dict[str, Any]) -> bool:
@@ -148,6 +169,7 @@ class GroupWriter:
 
 
 __all__ = [
+    "DATABASE_UNAVAILABLE",
     "GroupWriter",
     "InsertOne",
     "ReplaceOne",

@@ -18,11 +18,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import BeforeValidator
 from pydantic_settings import NoDecode
-from pymongo.errors import ConnectionFailure, WriteConcernError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service_runtime.errors import DomainError
+from service_runtime.mongo import DATABASE_UNAVAILABLE
 from service_runtime.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -98,8 +98,8 @@ def install_error_table(app: FastAPI, table: Mapping[type[DomainError], int]) ->
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(ConnectionFailure, on_database_unavailable)  # down, unreachable, timed out
-    app.add_exception_handler(WriteConcernError, on_database_unavailable)  # not as durable as asked (failover)
+    for unavailable in DATABASE_UNAVAILABLE:  # down, unreachable, out of time, not as durable as asked
+        app.add_exception_handler(unavailable, on_database_unavailable)
     app.add_exception_handler(Exception, on_unexpected)
 
 
