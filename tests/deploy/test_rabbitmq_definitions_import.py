@@ -72,7 +72,7 @@ async def test_broker_imports_the_definitions_and_the_services_declare_the_same_
     assert bindings == {(b["source"], b["destination"], b["routing_key"]) for b in definitions["bindings"]}
 
 
-async def test_looking_at_a_dead_letter_queue_many_times_drops_nothing_where_brokers_limit_returns(
+async def test_the_dead_letter_queues_get_the_policy_that_lifts_the_delivery_limit_and_the_work_queues_do_not(
     fresh_vhost: tuple[httpx.AsyncClient, str],
 ) -> None:
     # `dlq list` puts what it looked at back (a return). RabbitMQ 4 gives quorum queues a delivery limit of 20 by

@@ -243,6 +243,8 @@ async def test_bad_submissions_are_refused_with_a_code(booking_portal: Any) -> N
         ({**base, "notes": "x" * 1001}, 422, "invalid_request"),
         ({**base, "notes": "a\u0000b"}, 422, "invalid_request"),
         ({**base, "notes": "bell \u0007"}, 422, "invalid_request"),
+        ({**base, "service_id": "walk\u0000"}, 422, "invalid_request"),
+        ({**base, "pet_ids": ["rex\u0000"]}, 422, "invalid_request"),
     ]
     for body, status, code in cases:
         response = await booking_portal.http.post("/v1/portal/job-requests", headers=headers, json=body)

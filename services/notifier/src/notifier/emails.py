@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from email.errors import MessageError
+from email._header_value_parser import get_addr_spec
+from email.errors import MessageError, NonASCIILocalPartDefect
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import default
@@ -84,15 +85,25 @@ def _cancellation_email(event: CloudEvent[JobRequestCancelled], *, sender: str) 
     msg = EmailMessage(policy=POLICY)
     msg["Subject"] = f"Job request cancelled: {data.service.name} on {when}"
     msg["From"] = sender
-    msg["To"] = Address(display_name=data.client.name, addr_spec=data.client.email)
-    msg["Cc"] = Address(addr_spec=data.business.admin_email)
-    msg["Reply-To"] = Address(addr_spec=data.business.admin_email)
+    msg["To"] = _address(data.client.email, display_name=data.client.name)
+    msg["Cc"] = _address(data.business.admin_email)
+    msg["Reply-To"] = _address(data.business.admin_email)
     msg["Date"] = formatdate(data.cancelled_at.timestamp(), usegmt=True)
     msg["Message-ID"] = message_id(str(event.id), data.client.email)
     msg["X-Job-Request-Id"] = data.job_request_id
     msg["X-Event-Id"] = str(event.id)
     msg.set_content("\n".join(lines))
     return msg
+
+
+def _address(addr_spec: str, *, display_name: str = "") -> Address:
+    """One mailbox, or ValueError: what `Address(addr_spec=...)` checks, except that a non-ASCII local part (josé@…)
+    is fine (it goes out with SMTPUTF8, as the server allows) where that constructor refuses it."""
+    spec, rest = get_addr_spec(addr_spec)  # the parser Address itself uses
+    defects = [d for d in spec.all_defects if not isinstance(d, NonASCIILocalPartDefect)]
+    if rest or defects or not spec.domain:
+        raise ValueError(f"not one well-formed address: {addr_spec!r}")
+    return Address(display_name=display_name, username=spec.local_part, domain=spec.domain)
 
 
 class SmtpMailer:

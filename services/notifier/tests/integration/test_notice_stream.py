@@ -193,7 +193,7 @@ async def test_a_burst_bigger_than_one_read_reaches_the_feed_whole(
     assert {e.id for e in events} == burst and len(events) == 25
 
 
-async def test_a_business_over_its_live_feed_limit_gets_429_until_one_closes(notifier: Settings) -> None:
+async def test_a_business_over_its_live_feed_limit_gets_429_until_one_is_closed_or_ends(notifier: Settings) -> None:
     business = unique("biz")
     headers = admin(notifier, business)
     async with httpx.AsyncClient(timeout=10) as http:

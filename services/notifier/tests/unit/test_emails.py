@@ -69,9 +69,21 @@ def test_a_client_name_that_looks_like_an_address_list_adds_no_recipient() -> No
 
 @pytest.mark.parametrize(
     ("name", "email"),
-    [("Eve\r\nBcc: x@evil.example", "eve@client.example"), ("Ann", "ann@client.example, m@evil.example")],
+    [
+        ("Eve\r\nBcc: x@evil.example", "eve@client.example"),
+        ("Ann", "ann@client.example, m@evil.example"),
+        ("Ann", "ann\r\nBcc: x@evil.example"),
+        ("Ann", "no-domain"),
+        ("Ann", "two words@client.example"),
+    ],
 )
 def test_a_name_or_address_that_cannot_make_a_well_formed_email_is_unsendable(name: str, email: str) -> None:
     event = cancelled_event(client={"id": "c1", "name": name, "email": email})
     with pytest.raises(UnsendableEmail):
         cancellation_email(event, sender="x@y.example")
+
+
+def test_an_address_with_a_non_ascii_local_part_is_written_as_it_is() -> None:
+    event = cancelled_event(client={"id": "c1", "name": "José", "email": "josé@client.example"})
+    mail = cancellation_email(event, sender="x@y.example")
+    assert [a.addr_spec for a in mail["To"].addresses] == ["josé@client.example"]

@@ -25,7 +25,8 @@ def _printable(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_printable)]
-"""Free text from people: stored, emailed and shown, so no control characters (PostgreSQL refuses NUL)."""
+"""Text from people (and ids they send): stored, emailed and shown, so no control characters (PostgreSQL refuses
+NUL)."""
 
 
 class ServiceOut(BaseModel):
@@ -101,10 +102,10 @@ class JobRequestOut(BaseModel):
 
 
 class SubmitBody(_Body):
-    service_id: str = Field(min_length=1, max_length=100)
+    service_id: Text = Field(min_length=1, max_length=100)
     date: date
     start_time: time = Field(description="Wall-clock start in the business timezone, HH:MM.")
-    pet_ids: list[str] = Field(min_length=1, max_length=10)
+    pet_ids: list[Annotated[Text, Field(min_length=1, max_length=100)]] = Field(min_length=1, max_length=10)
     notes: Text = Field(default="", max_length=1000)
 
     @field_validator("pet_ids")
