@@ -244,20 +244,20 @@ class OutboxRelay:
             since=page.occurred_at if page else None,
             besides=page.ids if page else (),
         )
-        published, failed = 0, False
+        published, stopped = 0, False
         if docs:
             await self._repair_projections(docs)
             for start in range(0, len(docs), self._batch_size):
                 chunk = docs[start : start + self._batch_size]
-                done, chunk_failed = await self._publish_each(chunk)
+                done, failed = await self._publish_each(chunk)
                 # Marked before the next read sees them again, one by id each: see the class's note on recovery.
                 await self._stream.mark_each_published(done, at=self._clock())
                 published += len(done)
-                failed |= chunk_failed
-                if chunk_failed and not done:
-                    break  # the broker takes nothing (down, blocked, refusing): the rest waits for the next tick
+                if failed and not done:
+                    stopped = True  # the broker takes nothing (down, blocked, refusing): the rest waits for a tick
+                    break
         swept = Swept(read=len(docs), published=published)
-        if len(docs) < self._sweep_batch_size or (failed and not published):
+        if len(docs) < self._sweep_batch_size or stopped:
             return swept, None  # done, or no use reading on: only events no queue takes are worth paging past
         last = docs[-1]["occurred_at"]
         at_last = {d["_id"] for d in docs if d["occurred_at"] == last}

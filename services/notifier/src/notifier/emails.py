@@ -101,9 +101,12 @@ def _address(addr_spec: str, *, display_name: str = "") -> Address:
     is fine (it goes out with SMTPUTF8, as the server allows) where that constructor refuses it."""
     spec, rest = get_addr_spec(addr_spec)  # the parser Address itself uses
     defects = [d for d in spec.all_defects if not isinstance(d, NonASCIILocalPartDefect)]
-    if rest or defects or not spec.domain:
+    if rest or defects or not spec.domain or not spec.local_part:
         raise ValueError(f"not one well-formed address: {addr_spec!r}")
-    return Address(display_name=display_name, username=spec.local_part, domain=spec.domain)
+    address = Address(display_name=display_name, username=spec.local_part, domain=spec.domain)
+    if address.addr_spec != addr_spec:  # the parser dropped something (a comment, a space in the domain...)
+        raise ValueError(f"not one well-formed address: {addr_spec!r}")
+    return address
 
 
 class SmtpMailer:

@@ -75,6 +75,9 @@ def test_a_client_name_that_looks_like_an_address_list_adds_no_recipient() -> No
         ("Ann", "ann\r\nBcc: x@evil.example"),
         ("Ann", "no-domain"),
         ("Ann", "two words@client.example"),
+        ("Ann", "a@evil.example\u00a0.victim.example"),
+        ("Ann", "a(comment)@client.example"),
+        ("Ann", '""@client.example'),
     ],
 )
 def test_a_name_or_address_that_cannot_make_a_well_formed_email_is_unsendable(name: str, email: str) -> None:
