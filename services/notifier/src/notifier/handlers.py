@@ -88,36 +88,43 @@ async def on_job_request_cancelled(
     # The send and the record after it each get under half the claim's lease, so that the claim outlasts both.
     budget = sent.lease.total_seconds() * 0.4
     loop = asyncio.get_running_loop()
-    async with mailer.connection() as smtp:
-        # Claimed once a connection is ours: the lease covers the send, not the wait for a connection (a delivery
-        # that waited past its lease could send alongside the one that took its claim over).
-        claimed_at, send_by = clock(), loop.time() + budget  # the claim's own round trips count against the send
-        claim = await sent.claim(key, now=claimed_at)
-        if claim == "sent":
-            return
-        if claim == "busy":
-            raise Unavailable("another delivery of this event is sending its email")
-        accepted = False
-        if loop.time() >= send_by:
-            await sent.release(key, claimed_at=claimed_at)
-            raise Unavailable("claiming the email took too long to send it within its lease")
+    # Claimed before waiting for an SMTP connection, so that concurrent deliveries' claims go out together.
+    claimed_at, send_by = clock(), loop.time() + budget  # the claim's own round trips count against the send
+    claim = await sent.claim(key, now=claimed_at)
+    if claim == "sent":
+        return
+    if claim == "busy":
+        raise Unavailable("another delivery of this event is sending its email")
+    accepted = False
 
-        async def record() -> None:
-            # Right after the 250: a crash before this write is the one window that resends (same Message-ID). A
-            # database blip is retried here: a redelivery would find the claim and no record, and resend once the
-            # lease ran out.
-            nonlocal accepted
-            accepted = True
-            deadline = loop.time() + budget
-            async for attempt in stamina.retry_context(on=(PyMongoError, TimeoutError), timeout=budget, wait_max=2.0):
-                with attempt:
-                    async with asyncio.timeout_at(deadline):  # each attempt too: one may hang up to the db timeout
-                        await sent.mark_sent(key, message_id=str(message["Message-ID"]), at=clock())
+    async def record() -> None:
+        # Right after the 250: a crash before this write is the one window that resends (same Message-ID). A
+        # database blip is retried here: a redelivery would find the claim and no record, and resend once the
+        # lease ran out.
+        nonlocal accepted
+        accepted = True
+        deadline = loop.time() + budget
+        async for attempt in stamina.retry_context(on=(PyMongoError, TimeoutError), timeout=budget, wait_max=2.0):
+            with attempt:
+                async with asyncio.timeout_at(deadline):  # each attempt too: one may hang up to the db timeout
+                    await sent.mark_sent(key, message_id=str(message["Message-ID"]), at=clock())
 
-        try:
-            await smtp.send(message, on_accepted=record, within=send_by - loop.time())
-        except BaseException:
-            if not accepted:  # not sent: give the claim back so that the retry may send at once
+    try:
+        async with mailer.connection() as smtp:
+            if send_by - loop.time() < budget / 2:
+                # The wait for a connection ate most of the claim's time (a delivery that sent past its lease could send
+                # alongside one that took the claim over): claim afresh. If it was taken over meanwhile, ours is
+                # gone and the insert finds theirs.
                 await sent.release(key, claimed_at=claimed_at)
-            raise
+                claimed_at, send_by = clock(), loop.time() + budget
+                claim = await sent.claim(key, now=claimed_at)
+                if claim == "sent":
+                    return
+                if claim == "busy":
+                    raise Unavailable("another delivery of this event took over its email while this one waited")
+            await smtp.send(message, on_accepted=record, within=send_by - loop.time())
+    except BaseException:
+        if not accepted and claim == "claimed":  # not sent: give the claim back so that the retry may send at once
+            await sent.release(key, claimed_at=claimed_at)
+        raise
     log.info("email.sent", to=redact(event.data.client.email), cc=redact(event.data.business.admin_email))
