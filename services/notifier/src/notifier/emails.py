@@ -136,9 +136,10 @@ class SmtpMailer:
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[SmtpConnection]:
-        """Wait for one of the connections (as long as it takes: waiting holds nothing) and hold it for one message.
+        """Wait for one of the connections (as long as it takes) and hold it for one message.
 
-        Take it before claiming the email, so that the claim's lease covers the send only, not the queue for it.
+        A caller that claimed the email before waiting checks how much of the claim's time is left once it has the
+        connection (notifier.handlers).
         """
         async with self._slots:
             yield SmtpConnection(self)
