@@ -125,6 +125,9 @@ async def on_job_request_cancelled(
             await smtp.send(message, on_accepted=record, within=send_by - loop.time())
     except BaseException:
         if not accepted and claim == "claimed":  # not sent: give the claim back so that the retry may send at once
-            await sent.release(key, claimed_at=claimed_at)
+            try:
+                await sent.release(key, claimed_at=claimed_at)
+            except Exception as exc:  # noqa: BLE001 - the send's error is the one to report; the claim then expires
+                log.warning("email.claim_release_failed", error=repr(exc))
         raise
     log.info("email.sent", to=redact(event.data.client.email), cc=redact(event.data.business.admin_email))
