@@ -12,6 +12,7 @@ from pymongo.errors import (
     ConnectionFailure,
     DuplicateKeyError,
     ExecutionTimeout,
+    OperationFailure,
     PyMongoError,
     WriteConcernError,
     WriteError,
@@ -148,6 +149,19 @@ class GroupWriter:
                     if not answer.done():
                         answer.set_exception(failed)
                 return
+        except OperationFailure as exc:
+            if len(batch) > 1 and not isinstance(exc, DATABASE_UNAVAILABLE):
+                # FerretDB v1 answers a write it cannot store (a NUL in a string, say) with an error for the whole
+                # command, after storing the writes before it: each write goes again alone, so that only the bad
+                # one fails (a repeated insert finds itself there: False, as for any repeat).
+                for op, answer in batch:
+                    if not answer.done():
+                        await self._send([(op, answer)])
+                return
+            for _, answer in batch:
+                if not answer.done():
+                    answer.set_exception(exc)
+            return
         except BaseException as exc:
             for _, answer in batch:
                 if not answer.done():

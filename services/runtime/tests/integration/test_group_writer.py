@@ -51,6 +51,23 @@ async def test_a_rejection_other_than_a_duplicate_fails_only_its_own_caller(coll
     assert await collection.find_one({"_id": "good"}) is not None
 
 
+async def test_a_write_the_server_cannot_store_fails_only_its_own_caller_and_the_others_are_stored(
+    collection: Any,
+) -> None:
+    inserter = GroupWriter(collection, in_flight=1)
+    docs = [{"_id": f"n{i}", "key": f"n{i}", "text": "fine"} for i in range(5)]
+    docs[2]["text"] = "a\u0000b"  # FerretDB v1 (its PostgreSQL) refuses NUL with an error for the whole command
+
+    answers = await asyncio.gather(*(inserter.insert(d) for d in docs), return_exceptions=True)
+
+    others = [a for i, a in enumerate(answers) if i != 2]
+    assert all(a is True or a is False for a in others), answers  # False: stored before the error, found on retry
+    assert await collection.count_documents({"_id": {"$in": ["n0", "n1", "n3", "n4"]}}) == 4
+    stored = await collection.find_one({"_id": "n2"})
+    # MongoDB stores a NUL; FerretDB v1 refuses it, to this caller alone.
+    assert (answers[2] is True and stored is not None) or (isinstance(answers[2], PyMongoError) and stored is None)
+
+
 async def test_a_lost_connection_fails_every_caller_of_the_batch_and_the_next_insert_works(
     servers: Servers, collection: Any
 ) -> None:
