@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
@@ -50,7 +49,7 @@ class EventMeta(BaseModel):
     type: str
     source: str
     dataschema: str
-    occurred_at: datetime = Field(alias="time")
+    occurred_at: AwareDatetime = Field(alias="time")
     correlation_id: str = Field(default="", alias="correlationid")
     subject: str = ""
     data: dict[str, Any]

@@ -4,16 +4,36 @@ from __future__ import annotations
 
 from datetime import date, time
 from typing import Annotated, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 
 EXCHANGE = "booking.events"
 """Durable topic exchange of booking's events; the routing key is the event type."""
 
 SOURCE = "/booking"
 
+
+def _wall_clock(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("a wall-clock time has no offset: the business timezone applies")
+    return value
+
+
+def _iana_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"not an IANA timezone: {value!r}") from None
+    return value
+
+
+IanaTimezone = Annotated[str, AfterValidator(_iana_zone)]
+"""An IANA timezone name the standard library knows (with tzdata installed), e.g. Europe/London."""
+
 WallClockTime = Annotated[
     time,
+    AfterValidator(_wall_clock),
     WithJsonSchema(
         {
             "type": "string",
@@ -44,7 +64,7 @@ class BusinessRef(_Contract):
     id: str
     name: str
     admin_email: str
-    timezone: str = Field(description="IANA timezone of the business, used when rendering for people.")
+    timezone: IanaTimezone = Field(description="IANA timezone of the business, used when rendering for people.")
 
 
 class ServiceRef(_Contract):

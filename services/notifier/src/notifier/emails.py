@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from email._header_value_parser import get_addr_spec
 from email.errors import MessageError, NonASCIILocalPartDefect
@@ -18,6 +19,7 @@ import aiosmtplib
 from booking_contracts import CloudEvent, JobRequestCancelled
 from service_runtime.errors import PermanentError, TransientError
 from service_runtime.humanize import day_and_time, instant
+from service_runtime.logs import redact
 
 MESSAGE_ID_DOMAIN = "notifier.booking.example"
 
@@ -209,6 +211,15 @@ class SmtpConnection:
 _NOT_ABOUT_THE_MESSAGE = {530, 534, 535, 538}  # authentication required / too weak / refused / encryption required
 
 
+_ADDRESS = re.compile(r"[^\s<>(),;:'\"\[\]]+@[^\s<>(),;:'\"\[\]]+")
+
+
+def _scrubbed(text: str) -> str:
+    """`text` (a server's reply, an exception's words) with every email address in it redacted: these errors go into
+    logs and dead-letter headers, where emails are never written in clear (design.md)."""
+    return _ADDRESS.sub(lambda m: redact(m.group(0)), text)
+
+
 def _verdict(exc: aiosmtplib.SMTPException | OSError) -> Exception:
     """PermanentError for a 5xx about this message (its sender, all its recipients, its content); TransientError for
     everything else: 4xx, connection, greeting, HELO, AUTH and TLS failures (the server or our settings, which
@@ -216,14 +227,15 @@ def _verdict(exc: aiosmtplib.SMTPException | OSError) -> Exception:
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [r.code for r in exc.recipients]
         if codes and all(500 <= c < 600 and c not in _NOT_ABOUT_THE_MESSAGE for c in codes):
-            return PermanentError(f"SMTP refused every recipient: {'; '.join(str(r) for r in exc.recipients)}")
-        return TransientError(f"SMTP refused the recipients for now: {exc!r}")
+            replies = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
+            return PermanentError(_scrubbed(f"SMTP refused every recipient: {replies}"))
+        return TransientError(_scrubbed(f"SMTP refused the recipients for now: {codes}"))
     if isinstance(exc, aiosmtplib.SMTPSenderRefused | aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
         if 500 <= exc.code < 600 and exc.code not in _NOT_ABOUT_THE_MESSAGE:
-            return PermanentError(f"SMTP refused the message: {exc.code} {exc.message}")
+            return PermanentError(_scrubbed(f"SMTP refused the message: {exc.code} {exc.message}"))
     if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return TransientError(f"SMTP said {exc.code} {exc.message}")
-    return TransientError(f"SMTP unavailable: {exc!r}")
+        return TransientError(_scrubbed(f"SMTP said {exc.code} {exc.message}"))
+    return TransientError(_scrubbed(f"SMTP unavailable: {exc!r}"))
 
 
 async def _drop(smtp: aiosmtplib.SMTP | None, *, politely: bool = True) -> None:

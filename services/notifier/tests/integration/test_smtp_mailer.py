@@ -100,8 +100,9 @@ async def test_a_server_that_wants_a_login_we_did_not_give_is_transient_too(stri
 
 async def test_every_recipient_refused_for_good_makes_the_email_permanently_unsendable(strict_smtp: int) -> None:
     mailer = SmtpMailer(host="127.0.0.1", port=strict_smtp, username="bookings", password="s3cret", timeout=5)
-    with pytest.raises(PermanentError, match="550"):
+    with pytest.raises(PermanentError, match="550") as refused:
         await mailer.send(a_message("ann@unknown.example"))
+    assert "ann@unknown.example" not in str(refused.value)  # it goes into logs and the DLQ header
     await mailer.send(a_message("ann@ok.example"))  # the connection pool is still good after a refusal
     await mailer.close()
 

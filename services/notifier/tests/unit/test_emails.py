@@ -90,3 +90,11 @@ def test_an_address_with_a_non_ascii_local_part_is_written_as_it_is() -> None:
     event = cancelled_event(client={"id": "c1", "name": "José", "email": "josé@client.example"})
     mail = cancellation_email(event, sender="x@y.example")
     assert [a.addr_spec for a in mail["To"].addresses] == ["josé@client.example"]
+
+
+def test_error_texts_name_no_email_address_in_clear() -> None:
+    from notifier.emails import _scrubbed
+
+    text = _scrubbed("550 5.1.1 <ann@client.example>: no such user (josé@client.example)")
+    assert "ann@client.example" not in text and "josé@client.example" not in text
+    assert text.startswith("550 5.1.1 <sha256:") and "no such user" in text
