@@ -459,3 +459,43 @@ async def test_every_page_fits_a_375_px_screen_and_axe_finds_no_serious_violatio
         await check(admin, "client page", width)
 
     assert found == {}, found
+
+
+async def test_the_admin_pages_back_through_a_long_client_log_with_show_older_entries(
+    stack: Stack, new_context: Callable[..., Awaitable[BrowserContext]], mongo: Any
+) -> None:
+    ben = stack.client(1)
+    # 130 entries for Ben, written as audit writes them (a long-standing client: months of daily walks).
+    base = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    entries = [
+        {
+            "_id": f"paging-{i:03d}",
+            "dedupe_key": f"browser-paging:{i}",
+            "business_id": "demo-business",
+            "client_id": ben["id"],
+            "type": "job_request.submitted",
+            "occurred_at": base + timedelta(hours=i),
+            "timezone": "Europe/London",
+            "actor": {"kind": "client", "id": ben["id"]},
+            "job_request_id": f"paging-jr-{i:03d}",
+            "summary": f"Job request submitted by client: walk number {i}",
+            "correlation_id": "",
+            "logged_at": base,
+        }
+        for i in range(130)
+    ]
+    await mongo[stack.audit.env["MONGODB_DATABASE"]]["client_log_entries"].insert_many(entries)
+
+    context = await new_context()
+    page = await context.new_page()
+    await page.goto(f"{stack.booking.url}/admin/client.html?id={ben['id']}#token={stack.admin_token}")
+    await expect(page.locator("#logs-body tr")).to_have_count(100)  # one page (other tests' entries come first)
+    rows = page.locator('#logs-body tr[data-job-request^="paging-jr-"]')
+    await expect(rows.first).to_have_attribute("data-job-request", "paging-jr-129")  # newest first
+    older = page.get_by_role("button", name="Show older entries")
+    await older.click()
+    await expect(rows).to_have_count(130)
+    await expect(rows.last).to_have_attribute("data-job-request", "paging-jr-000")  # down to the oldest
+    await expect(page.locator("#logs-body tr").last).to_have_attribute("data-job-request", "paging-jr-000")
+    await expect(older).to_be_hidden()
+    await expect(page.get_by_role("status")).to_have_text(re.compile(r"^All 1[3-9]\d entries shown\.$"))

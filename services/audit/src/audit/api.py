@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 
 from audit.store import ClientLogs
 from service_runtime.auth import CurrentAdmin
+from service_runtime.errors import InvalidReference
 
 router = APIRouter(prefix="/v1/admin", tags=["logs"])
 
@@ -41,7 +42,17 @@ async def client_logs(
     admin: CurrentAdmin,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before: Annotated[
+        AwareDatetime | None, Query(description="Older pages: the `occurred_at` of the last entry you have.")
+    ] = None,
+    before_id: Annotated[
+        str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="With `before`: that entry's id.")
+    ] = None,
 ) -> list[LogEntryOut]:
-    """The client's log entries, newest first."""
+    """The client's log entries, newest first; `before` (and `before_id`) page back from the last entry you have."""
+    if before_id is not None and before is None:
+        raise InvalidReference("before_id needs before: the occurred_at of the same entry.")
     logs: ClientLogs = request.app.state.logs
-    return [LogEntryOut.of(d) for d in await logs.of_client(admin.business_id, client_id, limit=limit)]
+    after = (before, before_id) if before is not None else None
+    docs = await logs.of_client(admin.business_id, client_id, limit=limit, before=after)
+    return [LogEntryOut.of(d) for d in docs]

@@ -17,7 +17,7 @@ from booking_contracts import EVENTS
 from service_runtime.amqp import ConsumerTopology
 from service_runtime.consumer import Handler
 from service_runtime.consumer_app import create_consumer_app
-from service_runtime.errors import NotFound
+from service_runtime.errors import InvalidReference, NotFound
 from service_runtime.web import install_cors
 
 
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         topology=topology(settings),
         wiring=wiring,
         routers=[api.router],
-        error_table={NotFound: 404},
+        error_table={NotFound: 404, InvalidReference: 422},
     )
     install_cors(app, settings.cors_origins)
     return app

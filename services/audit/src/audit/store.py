@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -23,7 +24,14 @@ class ClientLogs:
         await ensure_indexes(
             self._entries,
             [
-                IndexModel([("business_id", ASCENDING), ("client_id", ASCENDING), ("occurred_at", DESCENDING)]),
+                IndexModel(
+                    [
+                        ("business_id", ASCENDING),
+                        ("client_id", ASCENDING),
+                        ("occurred_at", DESCENDING),
+                        ("_id", DESCENDING),
+                    ]
+                ),
                 IndexModel([("dedupe_key", ASCENDING)], unique=True),
             ],
         )
@@ -32,7 +40,20 @@ class ClientLogs:
         """Insert an entry; False when this event was logged before."""
         return await self._inserts.insert(entry)
 
-    async def of_client(self, business_id: str, client_id: str, *, limit: int) -> list[Document]:
-        """Newest first."""
-        cursor = self._entries.find({"business_id": business_id, "client_id": client_id})
+    async def of_client(
+        self,
+        business_id: str,
+        client_id: str,
+        *,
+        limit: int,
+        before: tuple[datetime, str | None] | None = None,
+    ) -> list[Document]:
+        """Newest first; with `before` (an entry's `occurred_at` and id), only the entries older than that one."""
+        query: Document = {"business_id": business_id, "client_id": client_id}
+        if before is not None:
+            at, entry_id = before
+            query["$or"] = [{"occurred_at": {"$lt": at}}]
+            if entry_id is not None:  # entries of the same instant are ordered by id
+                query["$or"].append({"occurred_at": at, "_id": {"$lt": entry_id}})
+        cursor = self._entries.find(query)
         return await cursor.sort([("occurred_at", DESCENDING), ("_id", DESCENDING)]).limit(limit).to_list()

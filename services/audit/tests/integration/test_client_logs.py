@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -75,3 +76,44 @@ async def _two(entries: Any) -> list[dict[str, Any]] | None:
 
 async def _non_empty(request: Any) -> bool:
     return bool((await request).json())
+
+
+async def test_an_admin_pages_back_through_a_long_log_to_its_oldest_entry(
+    audit: tuple[httpx.AsyncClient, Settings], mongo: Any
+) -> None:
+    http, settings = audit
+    business, client = unique("biz"), unique("client")
+    # 25 entries, some sharing an instant (the page order breaks ties by id), written as audit writes them.
+    base = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    entries = [
+        {
+            "_id": f"e{i:03d}",
+            "dedupe_key": f"test:{i}",
+            "business_id": business,
+            "client_id": client,
+            "type": "job_request.submitted",
+            "occurred_at": base + timedelta(minutes=i // 3),
+            "timezone": "Europe/London",
+            "actor": {"kind": "client", "id": client},
+            "job_request_id": f"jr{i}",
+            "summary": f"entry {i}",
+            "correlation_id": "",
+            "logged_at": base,
+        }
+        for i in range(25)
+    ]
+    await mongo[settings.mongodb_database]["client_log_entries"].insert_many(entries)
+    url, headers = f"/v1/admin/clients/{client}/logs", admin_headers(business, settings)
+
+    seen: list[str] = []
+    params: dict[str, Any] = {"limit": 10}
+    while True:
+        page = (await http.get(url, headers=headers, params=params)).json()
+        seen += [e["id"] for e in page]
+        if len(page) < 10:
+            break
+        params = {"limit": 10, "before": page[-1]["occurred_at"], "before_id": page[-1]["id"]}
+    assert seen == sorted((e["_id"] for e in entries), reverse=True)  # newest first, each once, down to the oldest
+
+    refused = await http.get(url, headers=headers, params={"before_id": "e001"})
+    assert refused.status_code == 422 and refused.json()["code"] == "invalid_reference"

@@ -4,6 +4,7 @@ import { instant } from "/shared/when.js";
 import { $, audit, booking, guarded, showAlert, signInThen } from "/admin/admin.js";
 
 const clientId = new URLSearchParams(location.search).get("id") ?? "";
+const PAGE = 100; // entries per page; "Show older entries" asks for the next page, older than the last shown
 
 async function run() {
   if (!clientId) {
@@ -20,18 +21,35 @@ async function run() {
     $("go-to-portal").href = portal.portal_url;
     $("go-to-portal").setAttribute("aria-label", `go to portal as ${client.name} (opens in a new tab)`);
   }
-  const logs = await guarded(() => audit(`/v1/admin/clients/${id}/logs`), "the audit service");
+  const logs = await guarded(() => audit(`/v1/admin/clients/${id}/logs?limit=${PAGE}`), "the audit service");
   if (!logs) return;
-  $("logs-body").replaceChildren(
-    ...logs.map((entry) =>
-      el("tr", { "data-job-request": entry.job_request_id, "data-type": entry.type },
-        el("td", { "data-label": "Date and time" }, el("time", { datetime: entry.occurred_at }, instant(entry.occurred_at, entry.timezone))),
-        el("td", { "data-label": "Entry" }, entry.summary),
-        el("td", { "data-label": "Job request" }, entry.job_request_id),
-      ),
-    ),
-  );
+  $("logs-body").replaceChildren(...logs.map(row));
   if (!logs.length) $("logs-body").append(el("tr", {}, el("td", { colspan: "3", class: "muted" }, "No entries yet.")));
+  let last = logs.at(-1);
+  let shown = logs.length;
+  const older = $("logs-older");
+  older.hidden = logs.length < PAGE;
+  older.addEventListener("click", async () => {
+    older.disabled = true;
+    const query = new URLSearchParams({ limit: String(PAGE), before: last.occurred_at, before_id: last.id });
+    const page = await guarded(() => audit(`/v1/admin/clients/${id}/logs?${query}`), "the audit service");
+    older.disabled = false;
+    if (!page) return;
+    $("logs-body").append(...page.map(row));
+    shown += page.length;
+    if (page.length) last = page.at(-1);
+    older.hidden = page.length < PAGE;
+    $("logs-status").textContent = page.length < PAGE ? `All ${shown} entries shown.` : `${shown} entries shown.`;
+    if (older.hidden) $("logs-title").focus();
+  });
+}
+
+function row(entry) {
+  return el("tr", { "data-job-request": entry.job_request_id, "data-type": entry.type },
+    el("td", { "data-label": "Date and time" }, el("time", { datetime: entry.occurred_at }, instant(entry.occurred_at, entry.timezone))),
+    el("td", { "data-label": "Entry" }, entry.summary),
+    el("td", { "data-label": "Job request" }, entry.job_request_id),
+  );
 }
 
 signInThen(run);
