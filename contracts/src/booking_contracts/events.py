@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date, time
 from typing import Annotated, ClassVar, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -20,11 +21,15 @@ def _wall_clock(value: time) -> time:
     return value
 
 
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 def _iana_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"not an IANA timezone: {value!r}") from None
+    # The list, not ZoneInfo(value): that raises IsADirectoryError (not a validation error) for "America" (a folder).
+    if value not in _known_zones():
+        raise ValueError(f"not an IANA timezone: {value!r}")
     return value
 
 

@@ -211,13 +211,19 @@ class SmtpConnection:
 _NOT_ABOUT_THE_MESSAGE = {530, 534, 535, 538}  # authentication required / too weak / refused / encryption required
 
 
-_ADDRESS = re.compile(r"[^\s<>(),;:'\"\[\]]+@[^\s<>(),;:'\"\[\]]+")
+_ADDRESS = re.compile(r"""(?:"[^"\r\n]*"|[^\s<>(),;:"\[\]]+)@(?:\[[^\]\s]*\]|[^\s<>(),;:'"\[\]]+)""")
 
 
 def _scrubbed(text: str) -> str:
     """`text` (a server's reply, an exception's words) with every email address in it redacted: these errors go into
     logs and dead-letter headers, where emails are never written in clear (design.md)."""
-    return _ADDRESS.sub(lambda m: redact(m.group(0)), text)
+
+    def digest(match: re.Match[str]) -> str:
+        address = match.group(0)
+        core = address.rstrip(".")  # a sentence's full stop is not part of the address
+        return redact(core) + address[len(core) :]
+
+    return _ADDRESS.sub(digest, text)
 
 
 def _verdict(exc: aiosmtplib.SMTPException | OSError) -> Exception:

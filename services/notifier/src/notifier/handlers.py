@@ -122,6 +122,8 @@ async def on_job_request_cancelled(
                     return
                 if claim == "busy":
                     raise Unavailable("another delivery of this event took over its email while this one waited")
+                if send_by - loop.time() < budget / 2:  # the database is slow: wait, without using an attempt
+                    raise Unavailable("claiming the email took too long to send it within its lease")
             await smtp.send(message, on_accepted=record, within=send_by - loop.time())
     except BaseException:
         if not accepted and claim == "claimed":  # not sent: give the claim back so that the retry may send at once

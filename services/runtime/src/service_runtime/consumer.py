@@ -64,7 +64,8 @@ class Rejected(Exception):
 
 MAX_EVENT_BYTES = 256 * 1024
 """An event is ~1-2 KB; a body far over that is a publisher's bug (or worse), parked before it is parsed: parsing
-tens of MB blocks the loop for a second and, with 200 messages in hand, can take a pod's memory."""
+tens of MB blocks the loop for a second and builds objects many times the body's size. The body itself is in
+memory already: the broker's `max_message_size` is what bounds that."""
 
 
 def decode_event(body: bytes) -> CloudEvent[Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import bson
 from pymongo import AsyncMongoClient, IndexModel, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import (
@@ -153,10 +154,8 @@ class GroupWriter:
             if len(batch) > 1 and not isinstance(exc, DATABASE_UNAVAILABLE):
                 # FerretDB v1 answers a write it cannot store (a NUL in a string, say) with an error for the whole
                 # command, after storing the writes before it: each write goes again alone, so that only the bad
-                # one fails (a repeated insert finds itself there: False, as for any repeat).
-                for op, answer in batch:
-                    if not answer.done():
-                        await self._send([(op, answer)])
+                # one fails.
+                await self._one_by_one(batch, exc)
                 return
             for _, answer in batch:
                 if not answer.done():
@@ -179,6 +178,42 @@ class GroupWriter:
                 answer.set_result(False)
             else:
                 answer.set_exception(WriteError(error.get("errmsg", "write error"), error.get("code"), error))
+
+    async def _one_by_one(self, batch: list[tuple[WriteOperation, asyncio.Future[bool]]], error: Exception) -> None:
+        """Send each write of a batch the server refused as a whole alone; an insert the batch had already stored
+        answers True (not a repeat's False). Two failures in a row mean the server refuses everything: the rest get
+        the batch's error without trying."""
+        failures = 0
+        try:
+            for op, answer in batch:
+                if answer.done():
+                    continue
+                if failures >= 2:
+                    answer.set_exception(error)
+                    continue
+                probe: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+                await self._send([(op, probe)])
+                if probe.exception() is not None:
+                    failures += 1
+                    answer.set_exception(probe.exception())  # type: ignore[arg-type]
+                    continue
+                failures = 0
+                stored_by_us = not probe.result() and await self._holds(op)
+                answer.set_result(probe.result() or stored_by_us)
+        except BaseException as exc:
+            for _, answer in batch:
+                if not answer.done():
+                    answer.set_exception(exc)
+            raise
+
+    async def _holds(self, op: WriteOperation) -> bool:
+        """True when `op` is an insert whose very document is stored (as it would be stored: times to milliseconds)."""
+        if not isinstance(op, InsertOne):
+            return False
+        ours: dict[str, Any] = op._doc
+        stored = await self._collection.find_one({"_id": ours["_id"]})
+        options = self._collection.codec_options
+        return bool(stored == bson.decode(bson.encode(ours, codec_options=options), codec_options=options))
 
 
 __all__ = [

@@ -32,9 +32,10 @@ def test_an_oversized_body_is_parked_without_being_parsed() -> None:
     assert reason(b"{" + b" " * MAX_EVENT_BYTES + b"}") == "too_large"
 
 
-def test_an_unknown_business_timezone_is_an_invalid_schema_not_a_retry_later() -> None:
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "America", "Etc", ""])
+def test_an_unknown_business_timezone_is_an_invalid_schema_not_a_retry_later(zone: str) -> None:
     body = wire()
-    body["data"]["business"]["timezone"] = "Mars/Olympus"
+    body["data"]["business"]["timezone"] = zone
     assert reason(json.dumps(body).encode()) == "invalid_schema"
 
 

@@ -25,24 +25,31 @@ async function run() {
   if (!logs) return;
   $("logs-body").replaceChildren(...logs.map(row));
   if (!logs.length) $("logs-body").append(el("tr", {}, el("td", { colspan: "3", class: "muted" }, "No entries yet.")));
-  let last = logs.at(-1);
-  let shown = logs.length;
-  const older = $("logs-older");
-  older.hidden = logs.length < PAGE;
-  older.addEventListener("click", async () => {
-    older.disabled = true;
-    const query = new URLSearchParams({ limit: String(PAGE), before: last.occurred_at, before_id: last.id });
-    const page = await guarded(() => audit(`/v1/admin/clients/${id}/logs?${query}`), "the audit service");
-    older.disabled = false;
-    if (!page) return;
-    $("logs-body").append(...page.map(row));
-    shown += page.length;
-    if (page.length) last = page.at(-1);
-    older.hidden = page.length < PAGE;
-    $("logs-status").textContent = page.length < PAGE ? `All ${shown} entries shown.` : `${shown} entries shown.`;
-    if (older.hidden) $("logs-title").focus();
-  });
+  paging = { id, last: logs.at(-1), shown: logs.length, busy: false };
+  $("logs-status").textContent = "";
+  $("logs-older").hidden = logs.length < PAGE;
 }
+
+// One listener for the page's life: run() again (after signing in again) only resets the paging state.
+let paging = null;
+$("logs-older").addEventListener("click", async () => {
+  const older = $("logs-older");
+  if (!paging || paging.busy) return; // a second click while a page is on its way does nothing
+  paging.busy = true;
+  older.setAttribute("aria-disabled", "true"); // not `disabled`: that would drop the keyboard focus
+  const state = paging;
+  const query = new URLSearchParams({ limit: String(PAGE), before: state.last.occurred_at, before_id: state.last.id });
+  const page = await guarded(() => audit(`/v1/admin/clients/${state.id}/logs?${query}`), "the audit service");
+  state.busy = false;
+  older.removeAttribute("aria-disabled");
+  if (!page || state !== paging) return;
+  $("logs-body").append(...page.map(row));
+  state.shown += page.length;
+  if (page.length) state.last = page.at(-1);
+  older.hidden = page.length < PAGE;
+  $("logs-status").textContent = page.length < PAGE ? `All ${state.shown} entries shown.` : `${state.shown} entries shown.`;
+  if (older.hidden) $("logs-title").focus();
+});
 
 function row(entry) {
   return el("tr", { "data-job-request": entry.job_request_id, "data-type": entry.type },
