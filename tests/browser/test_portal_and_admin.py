@@ -499,3 +499,20 @@ async def test_the_admin_pages_back_through_a_long_client_log_with_show_older_en
     await expect(page.locator("#logs-body tr").last).to_have_attribute("data-job-request", "paging-jr-000")
     await expect(older).to_be_hidden()
     await expect(page.get_by_role("status")).to_have_text(re.compile(r"^All 1[3-9]\d entries shown\.$"))
+
+
+async def test_a_token_of_the_wrong_role_signs_out_with_a_clear_message_on_either_side(
+    stack: Stack, new_context: Callable[..., Awaitable[BrowserContext]]
+) -> None:
+    context = await new_context()
+    portal = await context.new_page()
+    await portal.goto(f"{stack.booking.url}/portal/#token={stack.admin_token}")  # an admin token in the portal
+    await expect(portal.get_by_label("Portal token")).to_be_visible()
+    await expect(portal.get_by_role("alert")).to_contain_text("This is not a client portal token")
+    await expect(portal.locator("#schedule")).to_be_hidden()
+
+    admin = await context.new_page()
+    await admin.goto(f"{stack.booking.url}/admin/job-requests.html#token={stack.client(0)['token']}")  # a client's
+    await expect(admin.get_by_label("Admin token")).to_be_visible()
+    await expect(admin.get_by_role("alert")).to_contain_text("This is not an admin token")
+    assert await admin.evaluate("localStorage.getItem('admin_token')") is None  # not kept for the other tabs

@@ -23,6 +23,9 @@ export function problem(error, service = "the service") {
   if (error instanceof ApiError && error.status === 401) {
     return `${error.message} Sign in again with a fresh admin token below.`;
   }
+  if (error instanceof ApiError && error.status === 403) {
+    return `${error.message} This is not an admin token: sign in below with the admin token of your business.`;
+  }
   return error.message || "Something went wrong; try again.";
 }
 
@@ -63,7 +66,7 @@ export async function guarded(action, service) {
   try {
     return await action();
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) signedOut(problem(error, service));
+    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) signedOut(problem(error, service));
     else showAlert(problem(error, service));
     return undefined;
   }

@@ -28,17 +28,37 @@ function noticeItem(notice) {
 }
 
 function render() {
+  // Rebuilt whole: put the keyboard focus back where it was (the same notice, or its "mark as read" button).
+  const focused = document.activeElement?.closest?.("#notices [data-notice]");
+  const onButton = focused && document.activeElement.tagName === "BUTTON";
   $("unread-count").textContent = `${unread} unread`;
   const list = [...notices.values()].sort(byNewest);
   $("notices").replaceChildren(...list.map(noticeItem));
   if (!list.length) $("notices").append(el("li", { class: "muted" }, "No notices yet."));
+  if (focused) {
+    const again = document.querySelector(`#notices [data-notice="${CSS.escape(focused.dataset.notice)}"]`);
+    (onButton ? again?.querySelector("button") ?? again : again)?.focus();
+  }
 }
 
 function add(notice, { live }) {
-  if (notices.has(notice.id)) return;
+  if (notices.has(notice.id)) return false;
   notices.set(notice.id, notice);
   if (notice.read_at === null) unread += 1;
   if (live) $("new-notice").textContent = `New notice: ${notice.title}`;
+  return true;
+}
+
+async function resync() {
+  // After a broken stream (an outage longer than the stream's replay window), fetch the list again.
+  const list = await guarded(() => notifier("/v1/admin/notices?limit=100"), "the notifier");
+  if (!list) return;
+  let added = false;
+  for (const notice of list.notices) added = add(notice, { live: true }) || added;
+  if (added) {
+    unread = list.unread_count;
+    render();
+  }
 }
 
 async function markRead(id) {
@@ -56,12 +76,17 @@ function setLive(text) {
 
 // Server-Sent Events over fetch: the admin token goes in the Authorization header (EventSource cannot send
 // one, and a token in the URL ends up in logs); reconnects with Last-Event-ID so nothing is missed.
+let following = 0; // one stream loop at a time: signing in again starts a new one and ends the old
+
 async function follow() {
+  const me = ++following;
   const { notifier_url: base } = await services();
   let delay = 0;
   let retryMs = 1000;
+  let broken = false;
   for (;;) {
     if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
+    if (me !== following || !session.token) return;
     try {
       const headers = { Authorization: `Bearer ${session.token}`, Accept: "text/event-stream" };
       if (lastEventId) headers["Last-Event-ID"] = lastEventId;
@@ -72,9 +97,20 @@ async function follow() {
         signedOut(problem(new ApiError(response.status, body.code, body.message ?? "Sign in again."), "the notifier"));
         return;
       }
+      if (response.status === 429) {
+        const body = await response.json().catch(() => ({}));
+        setLive(`Not live: ${body.message ?? "too many live feeds are open."} Trying again shortly.`);
+        delay = Math.max(Number(response.headers.get("Retry-After")) * 1000 || 0, 15000);
+        broken = true;
+        continue;
+      }
       if (!response.ok || !response.body) throw new Error(`stream answered ${response.status}`);
       setLive("Live: new notices appear here as they happen.");
       delay = 0;
+      if (broken) {
+        broken = false;
+        await resync();
+      }
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
       for (;;) {
@@ -97,16 +133,17 @@ async function follow() {
             else if (field === "retry" && /^\d+$/.test(data)) retryMs = Number(data);
           }
           if (event.id) lastEventId = event.id;
-          if (event.type === "notice" && event.data.length) {
-            add(JSON.parse(event.data.join("\n")), { live: true });
+          if (event.type === "notice" && event.data.length && add(JSON.parse(event.data.join("\n")), { live: true })) {
             render();
           }
+          if (me !== following) return;
         }
       }
       delay = retryMs; // the server ends each stream after a while: pick it up again
     } catch {
       setLive("Reconnecting\u2026");
       delay = Math.min(Math.max(delay * 2, retryMs), 15000);
+      broken = true;
     }
   }
 }

@@ -1,7 +1,7 @@
 // The job request processing screen: requests by status; scheduling; who cancelled, when and why.
 import { el } from "/shared/http.js";
 import { instant, shortDay } from "/shared/when.js";
-import { $, booking, guarded, signInThen } from "/admin/admin.js";
+import { $, booking, guarded, showAlert, signInThen } from "/admin/admin.js";
 
 function chosenStatus() {
   return document.querySelector('input[name="status"]:checked').value;
@@ -34,7 +34,7 @@ function row(request) {
       el("button", {
         type: "button",
         "aria-label": `schedule: ${request.service.name} for ${request.client.name} on ${shortDay(request.date)} at ${request.start_time}`,
-        onclick: () => schedule(request),
+        onclick: (event) => schedule(request, event.currentTarget),
       }, "schedule"),
     );
   }
@@ -48,26 +48,33 @@ function row(request) {
   );
 }
 
-async function load() {
+let asked = 0; // a quick change of filter: only the last answer is shown
+
+async function load({ keepAlert = false } = {}) {
   const status = chosenStatus();
+  const mine = ++asked;
   const requests = await guarded(() => booking(`/v1/admin/job-requests?status=${status}`), "the booking service");
-  if (!requests) return;
+  if (!requests || mine !== asked) return;
+  if (!keepAlert) showAlert(""); // an earlier failure's alert does not outlive a good answer
   $("requests-caption").textContent = `Job requests that are ${status}`;
   $("requests-body").replaceChildren(...requests.map(row));
   if (!requests.length) $("requests-body").append(el("tr", {}, el("td", { colspan: "6", class: "muted" }, `No ${status} job requests.`)));
 }
 
-async function schedule(request) {
+async function schedule(request, button) {
+  if (button.getAttribute("aria-disabled") === "true") return; // a second click while the first is on its way
+  button.setAttribute("aria-disabled", "true");
   const done = await guarded(
     () => booking(`/v1/admin/job-requests/${encodeURIComponent(request.id)}/schedule`, { method: "POST" }),
     "the booking service",
   );
   if (!done) {
-    await load();
+    await load({ keepAlert: true }); // the alert says why (scheduled or cancelled meanwhile)
     return;
   }
   $("done").textContent = `Scheduled: ${request.service.name} for ${request.client.name} on ${shortDay(request.date)}.`;
   await load();
+  $("requests-title").focus(); // the row (and its button) left the list: keep the keyboard focus on this screen
 }
 
 function run() {

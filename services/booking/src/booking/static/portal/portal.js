@@ -36,6 +36,9 @@ function problem(error) {
   if (error instanceof ApiError && error.status === 401) {
     return `${error.message} Your session has ended: open the portal again with the "go to portal" link from your pet sitter, or paste a new portal token below.`;
   }
+  if (error instanceof ApiError && error.status === 403) {
+    return `${error.message} This is not a client portal token: open the portal with the "go to portal" link from your pet sitter, or paste a portal token below.`;
+  }
   if (error instanceof ApiError && error.code === "job_request_already_scheduled") {
     return `This job request was scheduled meanwhile, so it can no longer be cancelled here. ${SCHEDULED_HELP}`;
   }
@@ -46,6 +49,11 @@ function signedOut(message) {
   state.token = null;
   sessionStorage.removeItem(TOKEN_KEY);
   if ($("cancel-dialog").open) $("cancel-dialog").close();
+  // Nothing of this client's stays on the page for whoever signs in next.
+  state.day = null;
+  state.jobs = [];
+  $("day-jobs").replaceChildren();
+  $("day-panel").hidden = true;
   $("schedule").hidden = true;
   $("sign-in").hidden = false;
   showAlert(message);
@@ -56,7 +64,7 @@ async function guarded(action) {
   try {
     return await action();
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) signedOut(problem(error));
+    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) signedOut(problem(error));
     else showAlert(problem(error));
     return undefined;
   }
@@ -102,9 +110,13 @@ function dayButton(day, entries) {
   );
 }
 
+let monthAsked = 0; // answers that arrive after a later request (fast Previous/Next) are dropped
+
 async function loadMonth(month) {
+  const asked = ++monthAsked;
+  state.month ??= month; // Previous/Next work from here even if this first load fails
   const schedule = await guarded(() => api(`/v1/portal/schedule?month=${month}`));
-  if (!schedule) return;
+  if (!schedule || asked !== monthAsked) return;
   state.month = month;
   state.timezone = schedule.timezone;
   const byDay = new Map(schedule.days.map((d) => [d.date, d.entries]));
@@ -232,18 +244,21 @@ async function confirmCancel() {
     });
     state.jobs = state.jobs.map((j) => (j.id === cancelled.id ? cancelled : j));
     renderDay();
-    closeDialog();
+    if (state.cancelling?.id === job.id) closeDialog(); // the dialog may have been closed, or opened for another request
     announce(`Job request cancelled: ${cancelled.service.name} on ${longDay(cancelled.date)} at ${cancelled.start_time}.`);
     await loadMonth(state.month);
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) {
+    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
       signedOut(problem(error));
       return;
     }
-    $("cancel-error").textContent = problem(error);
-    button.textContent = "Yes, cancel job request";
     const refused = error instanceof ApiError && error.status === 409;
-    button.disabled = refused;
+    if (state.cancelling?.id === job.id) {
+      $("cancel-error").textContent = problem(error);
+      button.textContent = "Yes, cancel job request";
+      // Scheduled meanwhile: no use trying again. Busy (someone else changing it right now): try again.
+      button.disabled = error instanceof ApiError && error.code === "job_request_already_scheduled";
+    }
     if (refused) {
       const fresh = await guarded(() => api(`/v1/portal/schedule/${state.day}`));
       if (fresh) {
@@ -252,7 +267,7 @@ async function confirmCancel() {
       }
       await loadMonth(state.month);
     }
-    $("close-cancel").focus();
+    if (state.cancelling?.id === job.id) $("close-cancel").focus();
   }
 }
 
