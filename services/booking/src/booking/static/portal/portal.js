@@ -311,6 +311,10 @@ async function openSchedule() {
   $("sign-in").hidden = true;
   $("schedule").hidden = false;
   await loadMonth(today(Intl.DateTimeFormat().resolvedOptions().timeZone).slice(0, 7));
+  // The browser's today may be in another month than the business's (New Year's Eve in New York, for a business in
+  // London): the schedule answers with the business timezone; open the month that is current there.
+  const businessMonth = today(state.timezone).slice(0, 7);
+  if (state.month && businessMonth !== state.month) await loadMonth(businessMonth);
 }
 
 start();
