@@ -16,11 +16,10 @@ async function run() {
   if (!client) return;
   $("client-name").textContent = client.name;
   document.title = `${client.name} · Admin`;
-  const portal = await guarded(() => booking(`/v1/admin/clients/${id}/portal-session`, { method: "POST" }), "the booking service");
-  if (portal) {
-    $("go-to-portal").href = portal.portal_url;
-    $("go-to-portal").setAttribute("aria-label", `go to portal as ${client.name} (opens in a new tab)`);
-  }
+  await portalLink(id, client.name);
+  // A portal session lasts hours, a page can stay open for days: the link is minted again every hour.
+  clearInterval(state.portalRefresh);
+  state.portalRefresh = setInterval(() => portalLink(id, client.name), 60 * 60 * 1000);
   const logs = await guarded(() => audit(`/v1/admin/clients/${id}/logs?limit=${PAGE}`), "the audit service");
   if (!logs) return;
   $("logs-body").replaceChildren(...logs.map(row));
@@ -28,6 +27,15 @@ async function run() {
   paging = { id, last: logs.at(-1), shown: logs.length, busy: false };
   $("logs-status").textContent = "";
   $("logs-older").hidden = logs.length < PAGE;
+}
+
+const state = { portalRefresh: null };
+
+async function portalLink(id, name) {
+  const portal = await guarded(() => booking(`/v1/admin/clients/${id}/portal-session`, { method: "POST" }), "the booking service");
+  if (!portal) return;
+  $("go-to-portal").href = portal.portal_url;
+  $("go-to-portal").setAttribute("aria-label", `go to portal as ${name} (opens in a new tab)`);
 }
 
 // One listener for the page's life: run() again (after signing in again) only resets the paging state.
