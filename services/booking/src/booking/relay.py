@@ -223,7 +223,7 @@ class OutboxRelay:
     async def publish_ready(self) -> int:
         """Publish (up to a batch of) the events handed over; return how many the broker confirmed."""
         docs, self._ready = self._ready[: self._batch_size], self._ready[self._batch_size :]
-        done = await self._publish(docs)
+        done, _ = await self._publish_each(docs)
         if done and not self._confirmed:
             self._marks_due = time.monotonic() + self._mark_seconds
         self._confirmed += done
@@ -270,11 +270,6 @@ class OutboxRelay:
         done, self._confirmed, self._marks_due = self._confirmed, [], math.inf
         for start in range(0, len(done), self._batch_size):
             await self._stream.mark_published(done[start : start + self._batch_size], at=self._clock())
-
-    async def _publish(self, docs: list[Document]) -> list[str]:
-        """Publish with confirms; return the ids of the events the broker confirmed."""
-        done, _ = await self._publish_each(docs)
-        return done
 
     async def _publish_each(self, docs: list[Document]) -> tuple[list[str], bool]:
         """Publish with confirms; return the ids of the events the broker confirmed, and whether any publish failed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import suppress
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,8 +54,12 @@ class Outbox:
         return await self.events.count_documents({"published_at": None})
 
 
-@pytest.fixture
-async def outbox(servers: Servers, mongo: AsyncMongoClient[dict[str, Any]]) -> AsyncIterator[Outbox]:
+@asynccontextmanager
+async def an_outbox(
+    servers: Servers, mongo: AsyncMongoClient[dict[str, Any]], *, probe_binding: str = "#"
+) -> AsyncIterator[Outbox]:
+    """An event stream in a database of its own, a relay's publisher on a vhost of its own, and a probe queue bound
+    to `probe_binding` that records what arrives (events no queue takes are returned to the publisher)."""
     db = mongo[unique("relay").replace("-", "_")]
     stream, projection = EventStream(db), JobRequests(db)
     await stream.create_indexes()
@@ -65,7 +69,7 @@ async def outbox(servers: Servers, mongo: AsyncMongoClient[dict[str, Any]]) -> A
         channel = await connection.channel()
         exchange = await declare_events_exchange(channel)
         probe = await channel.declare_queue(exclusive=True)
-        await probe.bind(exchange, "#")
+        await probe.bind(exchange, probe_binding)
         received: list[str] = []
 
         async def collect(message: aio_pika.abc.AbstractIncomingMessage) -> None:
@@ -80,6 +84,12 @@ async def outbox(servers: Servers, mongo: AsyncMongoClient[dict[str, Any]]) -> A
             await publisher.close()
             await connection.close()
             await mongo.drop_database(db.name)
+
+
+@pytest.fixture
+async def outbox(servers: Servers, mongo: AsyncMongoClient[dict[str, Any]]) -> AsyncIterator[Outbox]:
+    async with an_outbox(servers, mongo) as made:
+        yield made
 
 
 async def _running(relay: OutboxRelay) -> asyncio.Task[None]:
@@ -320,48 +330,18 @@ async def _none_pending(outbox: Outbox) -> bool:
 async def test_many_events_no_queue_takes_do_not_hold_back_the_events_behind_them(
     servers: Servers, mongo: AsyncMongoClient[dict[str, Any]]
 ) -> None:
-    db = mongo[unique("relay_unroutable").replace("-", "_")]
-    stream, projection = EventStream(db), JobRequests(db)
-    await stream.create_indexes()
-    with own_vhost(servers, "relay-unroutable") as (_, url):
-        connection = await connect_amqp(url, name="relay-unroutable")
-        channel = await connection.channel()
-        exchange = await declare_events_exchange(channel)
-        probe = await channel.declare_queue(exclusive=True)
-        await probe.bind(exchange, "job_request.cancelled")  # no queue takes submitted events (audit not deployed)
-        received: list[str] = []
-
-        async def collect(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            async with message.process():
-                received.append(str(message.message_id))
-
-        await probe.consume(collect)
-        publisher = ConfirmedPublisher(connection)
+    # No queue takes submitted events (audit not deployed): only cancellations are routed.
+    async with an_outbox(servers, mongo, probe_binding="job_request.cancelled") as outbox:
+        # 45 unroutable submissions are the oldest pending events; 5 cancellations come after them.
+        for _ in range(45):
+            await outbox.stream.append(replace(a_request(), id=unique("jr")), correlation_id="c")
+        cancellations = [e["_id"] for e in await outbox.cancellations(5)]
+        relay = outbox.relay(batch_size=10, sweep_batch_size=20, sweep_seconds=0.2)
+        await asyncio.sleep(0.5)  # older than the sweep's grace
+        task = await _running(relay)
         try:
-            # 45 unroutable submissions are the oldest pending events; 5 cancellations come after them.
-            for _ in range(45):
-                await stream.append(replace(a_request(), id=unique("jr")), correlation_id="c")
-            cancellations = []
-            for _ in range(5):
-                cancelled = domain.cancel(replace(a_request(), id=unique("jr")), by=CLIENT, now=utc_now(), reason=None)
-                cancellations.append((await stream.append(cancelled, correlation_id="c"))["_id"])
-            relay = OutboxRelay(
-                stream=stream,
-                projection=projection,
-                publisher=publisher,
-                batch_size=10,
-                sweep_batch_size=20,
-                sweep_seconds=0.2,
-            )
-            await asyncio.sleep(0.5)  # older than the sweep's grace
-            task = await _running(relay)
-            try:
-                await eventually(lambda: len(received) >= 5, timeout=10)
-            finally:
-                await _stop(task)
-            assert sorted(received) == sorted(cancellations)
-            assert await db["job_request_events"].count_documents({"relay_pending": True}) == 45
+            await eventually(lambda: len(outbox.received) >= 5, timeout=10)
         finally:
-            await publisher.close()
-            await connection.close()
-            await mongo.drop_database(db.name)
+            await _stop(task)
+        assert sorted(outbox.received) == sorted(cancellations)
+        assert await outbox.events.count_documents({"relay_pending": True}) == 45
