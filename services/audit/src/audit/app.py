@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def wiring(
         app: FastAPI, db: AsyncDatabase[dict[str, Any]]
     ) -> tuple[Mapping[str, Handler], Callable[[], Awaitable[None]]]:
-        logs = ClientLogs(db)
+        logs = ClientLogs(db, linger=settings.write_linger_seconds)
         await logs.create_indexes()
         app.state.logs = logs
         handler = partial(on_job_request_event, logs=logs)

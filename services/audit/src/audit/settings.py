@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from service_runtime.settings import ServiceSettings
 from service_runtime.web import LOCAL_PAGE_ORIGINS, CorsOrigins
 
@@ -13,4 +15,10 @@ class Settings(ServiceSettings):
     mongodb_database: str = "audit"
     queue: str = "audit.job_request_events"
     retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)
+    write_linger_seconds: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="How long an effect's write waits for others to share its database round trip (0: none).",
+    )
     cors_origins: CorsOrigins = LOCAL_PAGE_ORIGINS

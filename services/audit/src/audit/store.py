@@ -16,9 +16,9 @@ Document = dict[str, Any]
 class ClientLogs:
     """The LOGS of each client; one entry per (consumer, event): `dedupe_key` is unique."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], *, linger: float = 0.0) -> None:
         self._entries = db["client_log_entries"]
-        self._inserts = GroupWriter(self._entries)
+        self._inserts = GroupWriter(self._entries, linger=linger)
 
     async def create_indexes(self) -> None:
         await ensure_indexes(

@@ -37,8 +37,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def wiring(
         app: FastAPI, db: AsyncDatabase[dict[str, Any]]
     ) -> tuple[Mapping[str, Handler], Callable[[], Awaitable[None]]]:
-        notices = Notices(db)
-        sent = SentEmails(db, lease=timedelta(seconds=settings.email_claim_lease_seconds))
+        notices = Notices(db, linger=settings.write_linger_seconds)
+        sent = SentEmails(
+            db,
+            lease=timedelta(seconds=settings.email_claim_lease_seconds),
+            linger=settings.write_linger_seconds,
+        )
         await notices.create_indexes()
         await sent.create_indexes()
         await sent.adopt_earlier_layout()

@@ -15,7 +15,7 @@ import structlog
 from pymongo.errors import PyMongoError
 
 from booking_contracts import CloudEvent, JobRequestCancelled
-from notifier.emails import cancellation_email
+from notifier.emails import UnsendableEmail, cancellation_email
 from notifier.store import Notices, SentEmails
 from service_runtime.errors import Unavailable
 from service_runtime.humanize import day_and_time, instant
@@ -80,17 +80,34 @@ async def on_job_request_cancelled(
     sender: str,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> None:
-    """Post the notice, then email the client with the admin inbox in CC, once per event."""
-    if await notices.add(notice_for(event, now=clock())):
-        log.info("notice.created", job_request_id=event.data.job_request_id)
-    message = cancellation_email(event, sender=sender)  # before the claim: an unsendable email claims nothing
+    """Post the notice and email the client with the admin inbox in CC, once per event.
+
+    The notice and the email's claim go to the database together (one round trip's wait, and each shares its group
+    write with other deliveries'). An email that cannot be written still gets its notice before the event is parked.
+    """
+
+    async def post_notice() -> None:
+        if await notices.add(notice_for(event, now=clock())):
+            log.info("notice.created", job_request_id=event.data.job_request_id)
+
+    try:
+        message = cancellation_email(event, sender=sender)  # before the claim: an unsendable email claims nothing
+    except UnsendableEmail:
+        await post_notice()
+        raise
     key = sent.key(EMAIL_CONSUMER, str(event.id), event.data.client.email)
     # The send and the record after it each get under half the claim's lease, so that the claim outlasts both.
     budget = sent.lease.total_seconds() * 0.4
     loop = asyncio.get_running_loop()
     # Claimed before waiting for an SMTP connection, so that concurrent deliveries' claims go out together.
     claimed_at, send_by = clock(), loop.time() + budget  # the claim's own round trips count against the send
-    claim = await sent.claim(key, now=claimed_at)
+    posted, claim = await asyncio.gather(post_notice(), sent.claim(key, now=claimed_at), return_exceptions=True)
+    if isinstance(claim, BaseException):
+        raise claim
+    if isinstance(posted, BaseException):
+        if claim == "claimed":  # nothing was sent: give the claim back so that the retry may send at once
+            await _release_quietly(sent, key, claimed_at=claimed_at)
+        raise posted
     if claim == "sent":
         return
     if claim == "busy":
@@ -127,9 +144,15 @@ async def on_job_request_cancelled(
             await smtp.send(message, on_accepted=record, within=send_by - loop.time())
     except BaseException:
         if not accepted and claim == "claimed":  # not sent: give the claim back so that the retry may send at once
-            try:
-                await sent.release(key, claimed_at=claimed_at)
-            except Exception as exc:  # noqa: BLE001 - the send's error is the one to report; the claim then expires
-                log.warning("email.claim_release_failed", error=repr(exc))
+            await _release_quietly(sent, key, claimed_at=claimed_at)
         raise
     log.info("email.sent", to=redact(event.data.client.email), cc=redact(event.data.business.admin_email))
+
+
+async def _release_quietly(sent: SentEmails, key: str, *, claimed_at: datetime) -> None:
+    """Give a claim back after a failure; if that fails too, the failure already in hand is the one to report (the
+    claim then expires after its lease)."""
+    try:
+        await sent.release(key, claimed_at=claimed_at)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("email.claim_release_failed", error=repr(exc))

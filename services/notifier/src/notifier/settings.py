@@ -21,6 +21,12 @@ class Settings(ServiceSettings):
     smtp_timeout_seconds: float = 10.0
     smtp_connections: int = 4
     email_claim_lease_seconds: float = 30.0
+    write_linger_seconds: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="How long an effect's write waits for others to share its database round trip (0: none).",
+    )
     mail_from: str = "Bookings <no-reply@booking.example>"
     queue: str = "notifier.job_request_events"
     retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)

@@ -16,9 +16,9 @@ Document = dict[str, Any]
 class Notices:
     """Notices on the admin's HOME screen; one per (consumer, event): `dedupe_key` is unique."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], *, linger: float = 0.0) -> None:
         self._notices = db["notices"]
-        self._inserts = GroupWriter(self._notices)
+        self._inserts = GroupWriter(self._notices, linger=linger)
 
     async def create_indexes(self) -> None:
         await ensure_indexes(
@@ -82,13 +82,15 @@ class SentEmails:
 
     LAYOUT = 2  # 1: one document per email in `sent_emails`, its `status` updated from "sending" to "sent"
 
-    def __init__(self, db: AsyncDatabase[Document], *, lease: timedelta = timedelta(seconds=30)) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Document], *, lease: timedelta = timedelta(seconds=30), linger: float = 0.0
+    ) -> None:
         self._meta = db["notifier_meta"]
         self._claims = db["email_claims"]
         self._takeovers = db["email_claim_takeovers"]
         self._sent = db["sent_emails"]
-        self._claim_writes = GroupWriter(self._claims)
-        self._sent_writes = GroupWriter(self._sent)
+        self._claim_writes = GroupWriter(self._claims, linger=linger)
+        self._sent_writes = GroupWriter(self._sent, linger=linger)
         self._lease = lease
 
     @property

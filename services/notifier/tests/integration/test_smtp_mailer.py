@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from pymongo.errors import PyMongoError
 
 from notifier.emails import SmtpConnection, SmtpMailer
 from notifier.handlers import on_job_request_cancelled
@@ -223,3 +224,25 @@ async def test_deliveries_queued_behind_a_busy_connection_all_send_once_their_tu
     finally:
         await proxy.close()
         await mongo.drop_database(db.name)
+
+
+async def test_a_notice_that_cannot_be_stored_gives_the_email_claim_back_and_sends_nothing(
+    servers: Servers, mailpit: Mailpit, mongo: Any, database_behind_proxy: tuple[Any, FaultProxy]
+) -> None:
+    # The notice and the claim go out together; here the notice's database connection is lost.
+    cut_db, proxy = database_behind_proxy
+    sent = SentEmails(mongo[cut_db.name], lease=timedelta(seconds=30))
+    event = cancelled_event()
+    mailer = SmtpMailer(host=servers.smtp_host, port=servers.smtp_port, timeout=5)
+    proxy.cut()
+
+    with pytest.raises(PyMongoError):
+        await on_job_request_cancelled(event, mailer=mailer, notices=Notices(cut_db), sent=sent, sender="x@y.example")
+
+    key = sent.key("notifier.cancellation_email", str(event.id), event.data.client.email)
+    assert await mongo[cut_db.name]["email_claims"].count_documents({"_id": key}) == 0  # given back: a retry sends
+    proxy.heal()
+    await on_job_request_cancelled(event, mailer=mailer, notices=Notices(cut_db), sent=sent, sender="x@y.example")
+    assert len(await mailpit.messages_to(event.data.client.email)) == 1
+    assert await mongo[cut_db.name]["notices"].count_documents({"event_id": str(event.id)}) == 1
+    await mailer.close()

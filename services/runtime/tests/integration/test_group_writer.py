@@ -5,7 +5,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.errors import ConnectionFailure, PyMongoError, WriteError
 
 from service_runtime.mongo import GroupWriter, connect_mongo, ensure_indexes
@@ -123,3 +123,45 @@ async def test_a_write_right_after_a_batch_finished_is_sent_and_does_not_wait_fo
             assert await inserter.insert({"_id": f"s{n}", "key": f"s{n}"}) is True
 
     await asyncio.wait_for(one_after_another(), timeout=10)
+
+
+class _Inserts(monitoring.CommandListener):
+    """Counts the insert commands a client sends."""
+
+    def __init__(self) -> None:
+        self.commands = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.commands += event.command_name == "insert"
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("linger", "most_commands"), [(0.0, None), (0.2, 1)])
+async def test_writes_that_trickle_in_within_the_linger_share_one_round_trip(
+    servers: Servers, collection: Any, linger: float, most_commands: int | None
+) -> None:
+    inserts = _Inserts()
+    client: Client = AsyncMongoClient(servers.mongodb_url, event_listeners=[inserts])
+    try:
+        inserter = GroupWriter(client[collection.database.name]["docs"], linger=linger)
+
+        async def after(delay: float, n: int) -> bool:
+            await asyncio.sleep(delay)
+            return await inserter.insert({"_id": f"t{n}", "key": f"t{n}"})
+
+        # Five writes 10 ms apart: each finds the previous one's round trip over, unless the first one waits.
+        answers = await asyncio.gather(*(after(0.01 * n, n) for n in range(5)))
+
+        assert answers == [True] * 5
+        assert await collection.count_documents({}) == 5
+        if most_commands is None:
+            assert inserts.commands > 1  # without a linger each left on its own (the test can tell the two apart)
+        else:
+            assert inserts.commands <= most_commands
+    finally:
+        await client.close()
