@@ -36,7 +36,7 @@ stack-stop: ## Stop the local servers
 lint: install ## ruff and mypy --strict (part of make test)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy contracts/src services/runtime/src services/booking/src services/notifier/src services/audit/src
+	$(BIN)/mypy contracts/src services/runtime/src services/booking/src services/notifier/src services/audit/src bench
 
 browser: ## Install Debian's Chromium for the browser tests (once; Playwright drives it, never downloads its own)
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 
 from bench import limits
+from bench.cpu import cpu_per_cancellation
 from bench.environment import (
     RESULTS,
     Run,
@@ -58,9 +59,18 @@ def arguments() -> argparse.Namespace:
 
 
 async def design(
-    name: str, run: Run, base_url: str, rates: list[float], seconds: float, dbs: dict[str, str]
+    name: str,
+    run: Run,
+    base_url: str,
+    rates: list[float],
+    seconds: float,
+    dbs: dict[str, str],
+    services: dict[int, str],
 ) -> dict[str, Any]:
-    """Offer each rate in turn (a business per step) until one is not kept up; check every effect exactly once."""
+    """Offer each rate in turn (a business per step) until one is not kept up; check every effect exactly once.
+
+    `services` names the design's own processes by pid, for the CPU each part spends per cancellation.
+    """
     mongo = connect_mongo(run.servers.mongodb_url, app_name="bench")
     mailpit = Mailpit(run.servers.mailpit_url)
     steps: list[dict[str, Any]] = []
@@ -75,7 +85,9 @@ async def design(
                 who = tenant(run, f"{name}{n}")
                 count = int(rate * (2 if n == 0 else seconds))
                 ids = await seed_requests(mongo, dbs["booking"], who, count)
-                answers = await offer(http, CANCEL, ids, rate, who.headers)
+                answers, cpu = await asyncio.gather(
+                    offer(http, CANCEL, ids, rate, who.headers), cpu_per_cancellation(rate, seconds, services)
+                )
 
                 async def read(who: Any = who) -> Any:
                     return await collect_effects(
@@ -101,6 +113,7 @@ async def design(
                 if n == 0:
                     continue
                 numbers = step_numbers(rate, answers, times, complete and not problems)
+                numbers["cpu_ms_per_cancellation"] = cpu
                 numbers["raw_api_s"] = [round(a.latency, 4) for a in answers]
                 numbers["raw_all_effects_s"] = [
                     round(
@@ -198,7 +211,8 @@ async def main() -> int:
         procs.update(start_services(run, tuning))
         dbs = {"booking": run.db("booking"), "notifier": run.db("notifier"), "audit": run.db("audit")}
         rates = [float(r) for r in args.rates.split(",")]
-        results["async"] = await design("async", run, procs["booking"].url, rates, args.seconds, dbs)
+        services = {proc.process.pid: name for name, proc in procs.items() if proc.process is not None}
+        results["async"] = await design("async", run, procs["booking"].url, rates, args.seconds, dbs, services)
         for proc in procs.values():
             proc.stop()
         if not args.skip_sync:
@@ -207,7 +221,9 @@ async def main() -> int:
             procs["sync"] = sync_proc
             sync_dbs = {"booking": run.db("sync"), "notifier": run.db("sync"), "audit": run.db("sync")}
             sync_rates = [float(r) for r in args.sync_rates.split(",")]
-            results["sync"] = await design("sync", run, sync_url, sync_rates, args.seconds, sync_dbs)
+            results["sync"] = await design(
+                "sync", run, sync_url, sync_rates, args.seconds, sync_dbs, {sync_proc.pid: "sync endpoint"}
+            )
             sync_proc.terminate()
             sync_proc.wait(timeout=30)
     finally:

@@ -99,6 +99,12 @@ def table(results: dict[str, Any]) -> str:
                 f" {api['p50']!s:>8} {api['p99']!s:>7} {api['max']!s:>7} {eff['p50']!s:>11} {eff['p99']!s:>7}"
                 f" {eff['max']!s:>7} {s['drain_s']:>7} {s['kept_up']}"
             )
+    lines += ["", "== CPU per cancellation (ms, each process of the stack, middle of each step) =="]
+    for design in ("async", "sync"):
+        for s in results.get(design, {}).get("steps", []):
+            cpu = s.get("cpu_ms_per_cancellation", {})
+            parts = "  ".join(f"{part} {ms}" for part, ms in cpu.items() if part != "total" and ms >= 0.05)
+            lines.append(f"  {design:6} {s['offered_per_s']:>9}/s  total {cpu.get('total')}  {parts}")
     lines.append("")
     for key, value in results.get("summary", {}).items():
         lines.append(f"  {key}: {value}")
