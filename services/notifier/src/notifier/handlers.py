@@ -121,10 +121,13 @@ async def on_job_request_cancelled(
         nonlocal accepted
         accepted = True
         deadline = loop.time() + budget
-        async for attempt in stamina.retry_context(on=(PyMongoError, TimeoutError), timeout=budget, wait_max=2.0):
-            with attempt:
-                async with asyncio.timeout_at(deadline):  # each attempt too: one may hang up to the db timeout
-                    await sent.mark_sent(key, message_id=str(message["Message-ID"]), at=clock())
+        try:
+            async for attempt in stamina.retry_context(on=(PyMongoError, TimeoutError), timeout=budget, wait_max=2.0):
+                with attempt:
+                    async with asyncio.timeout_at(deadline):  # each attempt too: one may hang up to the db timeout
+                        await sent.mark_sent(key, message_id=str(message["Message-ID"]), at=clock())
+        except TimeoutError as exc:  # the database, not the message: retry later without using an attempt
+            raise Unavailable("the sent email could not be recorded within its claim's time") from exc
 
     try:
         async with mailer.connection() as smtp:

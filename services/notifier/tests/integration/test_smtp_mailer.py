@@ -21,7 +21,7 @@ from pymongo.errors import PyMongoError
 from notifier.emails import SmtpConnection, SmtpMailer
 from notifier.handlers import on_job_request_cancelled
 from notifier.store import Notices, SentEmails
-from service_runtime.errors import PermanentError, TransientError
+from service_runtime.errors import PermanentError, TransientError, Unavailable
 from service_runtime.mongo import connect_mongo
 from tests.support.events import cancelled_event
 from tests.support.ids import unique
@@ -130,22 +130,25 @@ async def test_a_send_the_server_does_not_answer_in_time_is_transient_and_frees_
 
 
 class _CutsTheDatabaseOnAccept:
-    """The real mailer; right after the server's 250 it cuts the notifier's database link for half a second."""
+    """The real mailer; right after the server's 250 it cuts the notifier's database link for half a second (or,
+    with `stall`, leaves it open and silent until healed)."""
 
-    def __init__(self, mailer: SmtpMailer, proxy: FaultProxy) -> None:
+    def __init__(self, mailer: SmtpMailer, proxy: FaultProxy, *, stall: bool = False) -> None:
         self._mailer = mailer
         self._proxy = proxy
+        self._stall = stall
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
         async with self._mailer.connection() as real:
-            yield _CutOnAccept(real, self._proxy)
+            yield _CutOnAccept(real, self._proxy, stall=self._stall)
 
 
 class _CutOnAccept:
-    def __init__(self, real: SmtpConnection, proxy: FaultProxy) -> None:
+    def __init__(self, real: SmtpConnection, proxy: FaultProxy, *, stall: bool) -> None:
         self._real = real
         self._proxy = proxy
+        self._stall = stall
 
     async def send(
         self,
@@ -155,8 +158,11 @@ class _CutOnAccept:
         within: float | None = None,
     ) -> None:
         async def cut_then_record() -> None:
-            self._proxy.cut()
-            asyncio.get_running_loop().call_later(0.5, self._proxy.heal)
+            if self._stall:
+                self._proxy.stall()
+            else:
+                self._proxy.cut()
+                asyncio.get_running_loop().call_later(0.5, self._proxy.heal)
             assert on_accepted is not None
             await on_accepted()
 
@@ -197,6 +203,28 @@ async def test_a_database_blip_right_after_the_250_is_retried_and_sends_no_secon
     # A redelivery now finds the record, not a claim without one (which, after the lease, would send again).
     assert await sent.claim(key, now=now + timedelta(minutes=5)) == "sent"
     await on_job_request_cancelled(event, mailer=mailer, notices=notices, sent=sent, sender="x@y.example")
+    assert len(await mailpit.messages_to(event.data.client.email)) == 1
+    await mailer.close()
+
+
+async def test_a_sent_email_whose_record_cannot_be_written_in_time_is_deferred_not_counted_as_a_failed_attempt(
+    servers: Servers, mailpit: Mailpit, database_behind_proxy: tuple[Any, FaultProxy]
+) -> None:
+    db, proxy = database_behind_proxy
+    sent = SentEmails(db, lease=timedelta(seconds=2))  # the record gets 0.8 s
+    event = cancelled_event()
+    mailer = SmtpMailer(host=servers.smtp_host, port=servers.smtp_port, timeout=5)
+
+    with pytest.raises(Unavailable, match="could not be recorded"):
+        await on_job_request_cancelled(
+            event,
+            mailer=_CutsTheDatabaseOnAccept(mailer, proxy, stall=True),
+            notices=Notices(db),
+            sent=sent,
+            sender="x@y.example",
+        )
+
+    proxy.heal()
     assert len(await mailpit.messages_to(event.data.client.email)) == 1
     await mailer.close()
 
