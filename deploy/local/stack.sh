@@ -339,6 +339,7 @@ CONF
   if [[ " ${plugins[*]} " == *" rabbitmq_prometheus "* ]]; then
     conf+=$'\nprometheus.tcp.ip = 127.0.0.1'
   fi
+  conf+=$'\n'$(grep -v -e '^#' -e '^$' "$HERE/../rabbitmq/petsit.conf")
   mkdir -p /etc/rabbitmq
   [[ $(cat /etc/rabbitmq/rabbitmq-env.conf 2>/dev/null) == "$envconf" ]] || printf '%s\n' "$envconf" >/etc/rabbitmq/rabbitmq-env.conf
   [[ $(cat /etc/rabbitmq/rabbitmq.conf 2>/dev/null) == "$conf" ]] || printf '%s\n' "$conf" >/etc/rabbitmq/rabbitmq.conf

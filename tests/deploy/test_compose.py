@@ -104,6 +104,12 @@ def test_rabbitmq_exports_prometheus_metrics() -> None:
     assert "rabbitmq_prometheus" in (ROOT / "deploy" / "rabbitmq" / "enabled_plugins").read_text()
 
 
+def test_rabbitmq_gets_the_platforms_broker_settings() -> None:
+    mounts = compose()["services"]["rabbitmq"]["volumes"]
+    assert "./deploy/rabbitmq/petsit.conf:/etc/rabbitmq/conf.d/20-petsit.conf:ro" in mounts
+    assert "max_message_size = 1048576" in (ROOT / "deploy" / "rabbitmq" / "petsit.conf").read_text()
+
+
 def _seconds(value: str) -> int:
     match = re.fullmatch(r"(\d+)s", value)
     assert match, value

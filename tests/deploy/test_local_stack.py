@@ -1,10 +1,13 @@
-"""The local stack's MongoDB-compatible server serves lookups by key from an index, as MongoDB does."""
+"""The local stack: its MongoDB-compatible server serves lookups by key from an index, as MongoDB does, and its
+broker has the settings deploy/rabbitmq/petsit.conf gives."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import aio_pika
+import aiormq
 import pytest
 from pymongo import AsyncMongoClient, IndexModel
 
@@ -32,3 +35,17 @@ async def test_lookups_by_id_and_by_a_declared_index_use_an_index(mongo: AsyncMo
             assert await docs.count_documents(query) >= 1
     finally:
         await mongo.drop_database(db.name)
+
+
+async def test_the_broker_refuses_a_message_over_the_configured_maximum_and_takes_one_under_it(
+    amqp: aio_pika.abc.AbstractRobustConnection,
+) -> None:
+    # deploy/rabbitmq/petsit.conf: max_message_size = 1 MiB (compose and the local stack both load it).
+    channel = await amqp.channel(publisher_confirms=True)
+    queue = await channel.declare_queue(unique("size_limit"), exclusive=True)
+    try:
+        await channel.default_exchange.publish(aio_pika.Message(b"x" * 1_000_000), routing_key=queue.name)
+        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed, match="max size"):
+            await channel.default_exchange.publish(aio_pika.Message(b"x" * 1_100_000), routing_key=queue.name)
+    finally:
+        await channel.close()
