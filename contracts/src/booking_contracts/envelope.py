@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
@@ -10,6 +11,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 
 DataT = TypeVar("DataT")
+
+PUBLISHED_VERSIONS_PATTERN = r"^[1-9][0-9]{0,3}(,[1-9][0-9]{0,3}){0,9}$"
 
 
 class CloudEvent(BaseModel, Generic[DataT]):
@@ -31,6 +34,16 @@ class CloudEvent(BaseModel, Generic[DataT]):
     correlation_id: str = Field(alias="correlationid", description="Correlation id of the causing request.")
     subject: str = Field(description="The job request id the event is about.")
     datacontenttype: Literal["application/json"] = "application/json"
+    published_versions: str | None = Field(
+        default=None,
+        alias="publishedversions",
+        pattern=PUBLISHED_VERSIONS_PATTERN,
+        exclude_if=lambda v: v is None,
+        description="Extension, set while a breaking change is published side by side: every major version this "
+        "same change is published in, comma-separated (`1,2`); the twins share the `id`. A consumer that does not "
+        "know this event's version but knows one listed here acknowledges it and reads the twin. Absent: this "
+        "version only.",
+    )
     data: DataT
 
     @property
@@ -66,3 +79,12 @@ def version_of(dataschema: str) -> int:
     if tail.startswith("v") and tail[1:].isdigit():
         return int(tail[1:])
     return 0
+
+
+def published_versions(raw: dict[str, Any]) -> frozenset[int]:
+    """The major versions a raw event says its change is published in (`publishedversions`); empty when it does
+    not say, or says it in a form other than the documented one."""
+    value = raw.get("publishedversions")
+    if not isinstance(value, str) or re.fullmatch(PUBLISHED_VERSIONS_PATTERN, value) is None:
+        return frozenset()
+    return frozenset(int(v) for v in value.split(","))

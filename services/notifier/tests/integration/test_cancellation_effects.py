@@ -150,3 +150,22 @@ async def test_an_event_whose_email_cannot_be_written_is_parked_at_once_and_clai
         assert await db["notices"].count_documents({"event_id": str(bad.id)}) == 1  # the notice needs no email
     finally:
         await db.client.close()
+
+
+async def test_a_twin_in_a_version_notifier_does_not_know_is_acknowledged_and_the_v1_twin_acts_once(
+    notifier: tuple[httpx.AsyncClient, Settings], amqp: Any, mailpit: Mailpit
+) -> None:
+    # A breaking change published side by side: the same change (one id) as v1 and as v2, each naming both.
+    _, settings = notifier
+    event = cancelled_event()
+    v1 = event.model_dump(mode="json", by_alias=True) | {"publishedversions": "1,2"}
+    v2 = v1 | {"dataschema": v1["dataschema"].replace("/v1", "/v2"), "data": v1["data"] | {"in_v2": True}}
+    twin = json.dumps(v2).encode()
+    await publish_event(amqp, twin, routing_key=event.type, message_id=str(event.id))
+    await publish_event(amqp, json.dumps(v1).encode(), routing_key=event.type, message_id=str(event.id))
+    marker = cancelled_event()
+    await publish_event(amqp, marker.model_dump_json().encode(), routing_key=marker.type)
+    await eventually(lambda: mailpit.messages_to(marker.data.client.email))
+
+    assert len(await mailpit.messages_to(event.data.client.email)) == 1
+    assert [m for m in await parked(amqp, topology(settings).dlq) if m.body == twin] == []

@@ -15,7 +15,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from booking_contracts import CloudEvent, JobRequestEvent, UnknownEventType, data_model_for
-from booking_contracts.envelope import version_of
+from booking_contracts.envelope import published_versions, version_of
 from service_runtime.amqp import ConfirmedPublisher, ConsumerTopology, declare_consumer_topology
 from service_runtime.errors import PermanentError, Unavailable
 from service_runtime.mongo import DATABASE_UNAVAILABLE
@@ -62,6 +62,15 @@ class Rejected(Exception):
         self.detail = detail
 
 
+class Skipped(Exception):
+    """The message needs nothing from this consumer: acknowledge it (`reason` is counted)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
 MAX_EVENT_BYTES = 256 * 1024
 """An event is ~1-2 KB; a body far over that is a publisher's bug (or worse), parked before it is parsed: parsing
 tens of MB blocks the loop for a second and builds objects many times the body's size. The body itself is in
@@ -81,11 +90,24 @@ def decode_event(body: bytes) -> CloudEvent[Any]:
     try:
         model: type[JobRequestEvent] = data_model_for(raw["type"], version_of(raw["dataschema"]))
     except UnknownEventType as exc:
+        # A breaking change is published side by side, its twins sharing the id: a version this reader does not know
+        # is skipped when the event names a twin in one it does (the twin brings the change); else it is parked.
+        twins = sorted(v for v in published_versions(raw) if _knows(raw["type"], v))
+        if twins:
+            raise Skipped("other_version", f"{exc}; read as its v{twins[-1]} twin") from None
         raise Rejected("unknown_event", str(exc)) from None
     try:
         return CloudEvent[model].model_validate(raw)  # type: ignore[valid-type]
     except ValidationError as exc:
         raise Rejected("invalid_schema", _short(exc)) from None
+
+
+def _knows(event_type: str, version: int) -> bool:
+    try:
+        data_model_for(event_type, version)
+    except UnknownEventType:
+        return False
+    return True
 
 
 def _short(exc: ValidationError) -> str:
@@ -175,6 +197,10 @@ class EventConsumer:
                     raise Rejected("unsubscribed_event", f"no handler for {event.type}")
                 with structlog.contextvars.bound_contextvars(correlation_id=event.correlation_id):
                     await handler(event)
+            except Skipped as exc:
+                log.info("consumer.skipped", reason=exc.reason, detail=exc.detail)
+                await message.ack()
+                CONSUMED.labels(name, "skipped", exc.reason).inc()
             except Rejected as exc:
                 await self._dead_letter(message, exc.reason, exc.detail)
                 CONSUMED.labels(name, "dead_lettered", exc.reason).inc()

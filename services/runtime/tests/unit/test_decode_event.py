@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from service_runtime.consumer import MAX_EVENT_BYTES, Rejected, decode_event
+from service_runtime.consumer import MAX_EVENT_BYTES, Rejected, Skipped, decode_event
 from tests.support.events import cancelled_event
 
 
@@ -47,3 +47,35 @@ def test_an_event_time_without_a_timezone_is_an_invalid_schema() -> None:
     body = wire()
     body["time"] = "2026-11-25T16:20:05"
     assert reason(json.dumps(body).encode()) == "invalid_schema"
+
+
+def a_v2_twin(published: str | None) -> bytes:
+    body = wire()
+    body["dataschema"] = body["dataschema"].replace("/v1", "/v2")
+    if published is not None:
+        body["publishedversions"] = published
+    return json.dumps(body).encode()
+
+
+def test_a_version_this_reader_does_not_know_is_skipped_when_the_event_names_a_twin_in_one_it_knows() -> None:
+    with pytest.raises(Skipped) as skipped:
+        decode_event(a_v2_twin("1,2"))
+    assert skipped.value.reason == "other_version"
+    assert "v1 twin" in skipped.value.detail
+
+
+@pytest.mark.parametrize("published", [None, "2", "2,3", "1;2", "01,2", ""])
+def test_a_version_this_reader_does_not_know_is_parked_when_no_known_twin_is_named(published: str | None) -> None:
+    assert reason(a_v2_twin(published)) == "unknown_event"
+
+
+def test_a_known_version_that_names_its_twins_decodes_and_keeps_the_attribute() -> None:
+    body = wire()
+    body["publishedversions"] = "1,2"
+    event = decode_event(json.dumps(body).encode())
+    assert event.published_versions == "1,2"
+    assert json.loads(event.model_dump_json())["publishedversions"] == "1,2"
+
+
+def test_an_event_of_one_version_only_is_written_without_the_attribute() -> None:
+    assert "publishedversions" not in json.loads(cancelled_event().model_dump_json())
