@@ -87,6 +87,25 @@ def test_a_name_or_address_that_cannot_make_a_well_formed_email_is_unsendable(na
         cancellation_email(event, sender="x@y.example")
 
 
+def _business(admin_email: str) -> dict[str, str]:
+    return {"id": "b1", "name": "Happy Paws", "admin_email": admin_email, "timezone": "Europe/London"}
+
+
+def test_each_email_carries_its_own_business_admin_in_cc_and_reply_to_however_often_it_repeats() -> None:
+    for admin in ["one@happypaws.example", "two@happypaws.example", "one@happypaws.example"]:
+        mail = cancellation_email(cancelled_event(business=_business(admin)), sender="Bookings <no-reply@x.example>")
+        assert [a.addr_spec for a in mail["Cc"].addresses] == [admin]
+        assert [a.addr_spec for a in mail["Reply-To"].addresses] == [admin]
+        assert str(mail["From"]) == "Bookings <no-reply@x.example>"
+
+
+@pytest.mark.parametrize("admin", ["a@x.example, m@evil.example", "admin\r\nBcc: x@evil.example", "no-domain"])
+def test_a_malformed_admin_inbox_is_unsendable_every_time_not_only_the_first(admin: str) -> None:
+    for _ in range(2):
+        with pytest.raises(UnsendableEmail):
+            cancellation_email(cancelled_event(business=_business(admin)), sender="x@y.example")
+
+
 def test_an_address_with_a_non_ascii_local_part_is_written_as_it_is() -> None:
     event = cancelled_event(client={"id": "c1", "name": "José", "email": "josé@client.example"})
     mail = cancellation_email(event, sender="x@y.example")
