@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -68,7 +68,15 @@ class JobRequests:
             self._requests,
             [
                 IndexModel([("client_id", ASCENDING), ("date", ASCENDING)]),
-                IndexModel([("business_id", ASCENDING), ("status", ASCENDING), ("date", ASCENDING)]),
+                IndexModel(
+                    [
+                        ("business_id", ASCENDING),
+                        ("status", ASCENDING),
+                        ("date", ASCENDING),
+                        ("start_time", ASCENDING),
+                        ("_id", ASCENDING),
+                    ]
+                ),
             ],
         )
 
@@ -110,17 +118,41 @@ class JobRequests:
         )
         return [from_document(d) for d in docs]
 
-    async def of_business(self, business_id: str, *, status: Status, limit: int) -> list[JobRequest]:
-        """The business's requests in one status: by day for open ones, newest change first for cancelled ones."""
-        sort = (
-            [("cancelled_at", DESCENDING)]
-            if status is Status.CANCELLED
-            else [("date", ASCENDING), ("start_time", ASCENDING)]
-        )
-        docs = (
-            await self._requests.find({"business_id": business_id, "status": status.value})
-            .sort(sort)
-            .limit(limit)
-            .to_list()
-        )
+    async def of_business(
+        self,
+        business_id: str,
+        *,
+        status: Status,
+        limit: int,
+        after: tuple[datetime, str | None] | None = None,
+        before: tuple[datetime, str | None] | None = None,
+    ) -> list[JobRequest]:
+        """The business's requests in one status: soonest first for open ones, newest cancellation first for cancelled
+        ones; requests of one time are in id order.
+
+        The next page starts past the last request you have: `after` (its date and start time as a wall-clock
+        datetime, and its id) for open ones, `before` (its `cancelled_at` and id) for cancelled ones. Without the id,
+        only requests of a later (earlier) time follow.
+        """
+        query: Document = {"business_id": business_id, "status": status.value}
+        if status is Status.CANCELLED:
+            if after is not None:
+                raise ValueError("the cancelled list pages with before (newest cancellation first)")
+            sort = [("cancelled_at", DESCENDING), ("_id", DESCENDING)]
+            if before is not None:
+                at, last_id = before
+                query["$or"] = [{"cancelled_at": {"$lt": at}}]
+                if last_id is not None:
+                    query["$or"].append({"cancelled_at": at, "_id": {"$lt": last_id}})
+        else:
+            if before is not None:
+                raise ValueError("the requested and scheduled lists page with after (soonest first)")
+            sort = [("date", ASCENDING), ("start_time", ASCENDING), ("_id", ASCENDING)]
+            if after is not None:
+                at, last_id = after
+                day, start = at.date().isoformat(), at.strftime("%H:%M")
+                query["$or"] = [{"date": {"$gt": day}}, {"date": day, "start_time": {"$gt": start}}]
+                if last_id is not None:
+                    query["$or"].append({"date": day, "start_time": start, "_id": {"$gt": last_id}})
+        docs = await self._requests.find(query).sort(sort).limit(limit).to_list()
         return [from_document(d) for d in docs]

@@ -14,6 +14,7 @@ import pytest
 
 from booking.app import create_app
 from booking.settings import Settings
+from booking.store import JobRequests
 from booking_contracts import EXCHANGE
 from service_runtime.auth import Principal, TokenCodec
 from tests.support.apps import running
@@ -33,6 +34,7 @@ class Portal:
     service_id: str
     ann_pet: str
     ben_pet: str
+    projection: JobRequests
     events: list[dict[str, Any]] = field(default_factory=list)
     messages: list[aio_pika.abc.AbstractIncomingMessage] = field(default_factory=list)
 
@@ -76,6 +78,7 @@ async def booking_portal(servers: Servers, amqp: aio_pika.abc.AbstractRobustConn
             service_id=unique("walk"),
             ann_pet=unique("rex"),
             ben_pet=unique("bo"),
+            projection=deps.projection,
         )
         await deps.catalogue.upsert(
             "businesses",
