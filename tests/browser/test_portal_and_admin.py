@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.async_api import BrowserContext, Locator, Page, Request, expect
+from playwright.async_api import BrowserContext, Locator, Page, Request, Route, expect
 
 from service_runtime.auth import Principal, TokenCodec
 from tests.support.mailpit import Mailpit
@@ -516,3 +516,87 @@ async def test_a_token_of_the_wrong_role_signs_out_with_a_clear_message_on_eithe
     await expect(admin.get_by_label("Admin token")).to_be_visible()
     await expect(admin.get_by_role("alert")).to_contain_text("This is not an admin token")
     assert await admin.evaluate("localStorage.getItem('admin_token')") is None  # not kept for the other tabs
+
+
+async def test_the_job_request_screen_shows_more_until_the_last_page_and_starts_again_with_another_filter(
+    stack: Stack, new_context: NewContext, mongo: Any
+) -> None:
+    # Ben's long list, written as booking writes it: 130 requested (soonest first; three a day at one time, so the
+    # id breaks the ties) and 120 cancelled years ago (newest cancellation first; two at each instant).
+    base = stack.booking.url
+    template = await submit(stack, london_today() + timedelta(days=20), "10:00", client=1)
+    projection = mongo[stack.booking.env["MONGODB_DATABASE"]]["job_requests"]
+    requested = await projection.find_one({"_id": template["id"]})
+    await stack.http.post(f"{base}/v1/portal/job-requests/{template['id']}/cancel", headers=stack.client_headers(1))
+    cancelled = await projection.find_one({"_id": template["id"]})
+    assert requested and cancelled and cancelled["status"] == "cancelled"
+    long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+    await projection.insert_many(
+        [
+            {**requested, "_id": f"more-{i:03d}", "date": (date(2031, 1, 1) + timedelta(days=i // 3)).isoformat()}
+            for i in range(130)
+        ]
+        + [
+            {**cancelled, "_id": f"older-{i:03d}", "cancelled_at": long_ago + timedelta(minutes=i // 2)}
+            for i in range(120)
+        ]
+    )
+    mine_requested = [f"more-{i:03d}" for i in range(130)]
+    mine_cancelled = [f"older-{i:03d}" for i in reversed(range(120))]
+
+    page = await (await new_context()).new_page()
+    await page.goto(f"{base}/admin/job-requests.html#token={stack.admin_token}")
+    rows = page.locator("#requests-body tr[data-job-request]")
+    more = page.get_by_role("button", name="Show more")
+    status = page.locator("#requests-status")
+
+    async def shown(prefix: str) -> list[str]:
+        ids = await rows.evaluate_all("(rows) => rows.map((row) => row.dataset.jobRequest)")
+        return [i for i in ids if i.startswith(prefix)]
+
+    async def show_all() -> None:
+        for _ in range(5):
+            if not await more.is_visible():
+                return
+            count = await rows.count()
+            await more.click()
+            await expect(rows).not_to_have_count(count)
+        raise AssertionError("Show more never went away")
+
+    # One full page, then "Show more" until the last page is in: each request once, in the list's order.
+    await expect(rows).to_have_count(100)
+    await expect(more).to_be_visible()
+    await show_all()
+    assert await shown("more-") == mine_requested
+    await expect(status).to_have_text(re.compile(r"^All 1[3-9]\d requested job requests shown\.$"))
+    await expect(page.locator("#requests-title")).to_be_focused()
+
+    # Another filter starts from its first page: the earlier pages, the count and the button's state go.
+    await page.get_by_label("cancelled").check()
+    await expect(page.locator("#requests-caption")).to_have_text("Job requests that are cancelled")
+    await expect(rows).to_have_count(100)
+    await expect(status).to_have_text("")
+    await expect(more).to_be_visible()
+
+    # A page asked for before the filter changed again is not shown under the new filter.
+    held: list[Route] = []
+    await page.route("**/v1/admin/job-requests?*before=*", lambda route: held.append(route))
+    await more.click()
+    await eventually(lambda: held)
+    await page.get_by_label("requested").check()
+    await expect(page.locator("#requests-caption")).to_have_text("Job requests that are requested")
+    await held[0].continue_()
+    await page.unroute("**/v1/admin/job-requests?*before=*")
+    await page.wait_for_load_state("networkidle")
+    await expect(rows).to_have_count(100)
+    assert await shown("older-") == []
+    await expect(more).to_be_enabled()
+
+    await page.get_by_label("cancelled").check()
+    await expect(page.locator("#requests-caption")).to_have_text("Job requests that are cancelled")
+    await expect(rows).to_have_count(100)
+    await show_all()
+    assert await shown("older-") == mine_cancelled
+    assert await shown("more-") == []
+    total = await rows.count()
+    await expect(status).to_have_text(f"All {total} cancelled job requests shown.")
