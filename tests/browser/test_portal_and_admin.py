@@ -600,3 +600,35 @@ async def test_the_job_request_screen_shows_more_until_the_last_page_and_starts_
     assert await shown("more-") == []
     total = await rows.count()
     await expect(status).to_have_text(f"All {total} cancelled job requests shown.")
+
+
+async def test_a_double_click_on_next_goes_two_months_and_a_late_answer_does_not_bring_one_back(
+    stack: Stack, new_context: NewContext
+) -> None:
+    page = await open_portal(await new_context(), stack, stack.client(0)["token"])
+    title = page.locator("#month-title")
+    shown = datetime.strptime(str(await title.text_content()), "%B %Y").date()
+    one, two = (date(shown.year + (shown.month + n - 1) // 12, (shown.month + n - 1) % 12 + 1, 1) for n in (1, 2))
+
+    # The first month's answer is held back until the second month is shown: it arrives late, and is dropped.
+    held: list[Route] = []
+
+    async def hold_the_first(route: Route) -> None:
+        if f"month={one:%Y-%m}" in route.request.url and not held:
+            held.append(route)
+        else:
+            await route.continue_()
+
+    await page.route("**/v1/portal/schedule?month=*", hold_the_first)
+    await page.locator("#next-month").dblclick()
+    await expect(title).to_have_text(f"{two:%B %Y}")
+    await expect(day_button(page, two)).to_be_visible()
+    async with page.expect_request_finished(lambda request: f"month={one:%Y-%m}" in request.url):
+        await held[0].continue_()
+    await page.evaluate("new Promise((settled) => setTimeout(settled, 100))")
+    assert await title.text_content() == f"{two:%B %Y}"
+    assert await day_button(page, one).count() == 0
+
+    await page.unroute("**/v1/portal/schedule?month=*")
+    await page.get_by_role("button", name="Previous month").click()
+    await expect(title).to_have_text(f"{one:%B %Y}")

@@ -9,7 +9,8 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   token: takeToken(TOKEN_KEY),
-  month: null,
+  month: null, // the month shown
+  wanted: null, // the month last asked for (shown once its answer is in): Previous/Next count from it
   timezone: "UTC",
   day: null,
   jobs: [],
@@ -115,8 +116,13 @@ let monthAsked = 0; // answers that arrive after a later request (fast Previous/
 async function loadMonth(month) {
   const asked = ++monthAsked;
   state.month ??= month; // Previous/Next work from here even if this first load fails
+  state.wanted = month;
   const schedule = await guarded(() => api(`/v1/portal/schedule?month=${month}`));
-  if (!schedule || asked !== monthAsked) return;
+  if (asked !== monthAsked) return;
+  if (!schedule) {
+    state.wanted = state.month; // the next Previous/Next counts from the month on screen again
+    return;
+  }
   state.month = month;
   state.timezone = schedule.timezone;
   const byDay = new Map(schedule.days.map((d) => [d.date, d.entries]));
@@ -289,8 +295,9 @@ function trapFocus(event) {
 // ---- Start ----
 
 function start() {
-  $("previous-month").addEventListener("click", () => loadMonth(addMonths(state.month, -1)));
-  $("next-month").addEventListener("click", () => loadMonth(addMonths(state.month, 1)));
+  // Each click moves one month from the month last asked for, even while that one is still loading.
+  $("previous-month").addEventListener("click", () => loadMonth(addMonths(state.wanted, -1)));
+  $("next-month").addEventListener("click", () => loadMonth(addMonths(state.wanted, 1)));
   $("confirm-cancel").addEventListener("click", confirmCancel);
   $("close-cancel").addEventListener("click", closeDialog);
   $("cancel-dialog").addEventListener("keydown", trapFocus);
@@ -310,11 +317,14 @@ function start() {
 async function openSchedule() {
   $("sign-in").hidden = true;
   $("schedule").hidden = false;
-  await loadMonth(today(Intl.DateTimeFormat().resolvedOptions().timeZone).slice(0, 7));
+  const opening = loadMonth(today(Intl.DateTimeFormat().resolvedOptions().timeZone).slice(0, 7));
+  const asked = monthAsked;
+  await opening;
   // The browser's today may be in another month than the business's (New Year's Eve in New York, for a business in
-  // London): the schedule answers with the business timezone; open the month that is current there.
+  // London): the schedule answers with the business timezone; open the month that is current there (unless the
+  // client has gone to another month meanwhile).
   const businessMonth = today(state.timezone).slice(0, 7);
-  if (state.month && businessMonth !== state.month) await loadMonth(businessMonth);
+  if (state.month && businessMonth !== state.month && asked === monthAsked) await loadMonth(businessMonth);
 }
 
 start();
