@@ -58,6 +58,13 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"code": code, "message": message, **extra}
 
 
+def _validation_message(error: Mapping[str, Any]) -> str:
+    # A validator's own ValueError is worded for people (the pages show it under the field); pydantic puts
+    # "Value error, " before it.
+    cause = error.get("ctx", {}).get("error")
+    return str(cause) if error["type"] == "value_error" and isinstance(cause, ValueError) else str(error["msg"])
+
+
 def install_error_table(app: FastAPI, table: Mapping[type[DomainError], int]) -> None:
     """Map domain error classes to HTTP statuses (most specific class wins) and format every error alike."""
 
@@ -69,7 +76,8 @@ def install_error_table(app: FastAPI, table: Mapping[type[DomainError], int]) ->
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         details = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]} for e in exc.errors()[:20]
+            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": _validation_message(e)}
+            for e in exc.errors()[:20]
         ]
         summary = "; ".join(f"{d['field'] or 'body'}: {d['message']}" for d in details[:3])
         return JSONResponse(error_body("invalid_request", f"The request is not valid: {summary}", errors=details), 422)

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from service_runtime.settings import ServiceSettings
 from service_runtime.web import service_app
@@ -55,3 +55,32 @@ async def test_api_docs_are_served_locally_and_not_in_production_unless_asked_fo
     assert (await _get(production(), "/openapi.json")).status_code == 404
     assert (await _get(production(), "/docs")).status_code == 404
     assert (await _get(production(api_docs=True), "/openapi.json")).status_code == 200
+
+
+class Note(BaseModel):
+    text: str = Field(max_length=5)
+
+    @field_validator("text")
+    @classmethod
+    def _no_bell(cls, value: str) -> str:
+        if "\a" in value:
+            raise ValueError("must not ring the bell")
+        return value
+
+
+async def test_a_422_lists_each_field_with_a_message_and_a_validators_own_wording_stays_as_it_is() -> None:
+    app = service_app("t", ServiceSettings(), lifespan=_nothing, error_table={}, readiness={})
+
+    @app.post("/notes")
+    async def add(note: Note) -> Note:
+        return note
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        bell = await http.post("/notes", json={"text": "\a"})
+        long = await http.post("/notes", json={"text": "x" * 6})
+    assert bell.status_code == long.status_code == 422
+    assert bell.json()["code"] == "invalid_request"
+    assert bell.json()["errors"] == [{"field": "text", "message": "must not ring the bell"}]
+    assert bell.json()["message"] == "The request is not valid: text: must not ring the bell"
+    assert [e["field"] for e in long.json()["errors"]] == ["text"]
+    assert "at most 5 characters" in long.json()["errors"][0]["message"]
