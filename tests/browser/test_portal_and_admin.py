@@ -632,3 +632,44 @@ async def test_a_double_click_on_next_goes_two_months_and_a_late_answer_does_not
     await page.unroute("**/v1/portal/schedule?month=*")
     await page.get_by_role("button", name="Previous month").click()
     await expect(title).to_have_text(f"{one:%B %Y}")
+
+
+async def test_a_reason_the_api_refuses_is_explained_under_the_reason_field_and_can_be_corrected(
+    stack: Stack, new_context: NewContext, axe_source: str
+) -> None:
+    request = await submit(stack, london_today() + timedelta(days=14), "14:00")
+    page, dialog = await open_cancel_dialog(stack, await new_context(), request)
+    reason = dialog.get_by_label("Reason (optional)")
+    await reason.fill("Plans changed \u0007 twice")  # pasted with a control character: the textarea takes it
+    assert "\u0007" in await reason.input_value()
+    yes = dialog.get_by_role("button", name="Yes, cancel job request")
+    await yes.click()
+
+    # The real API's 422 names the field: its message is under the reason, which is marked invalid and described by it.
+    refusal = "must not contain control characters (line breaks and tabs are fine)"
+    await expect(dialog.locator("#cancel-reason-error")).to_have_text(refusal)
+    await expect(reason).to_have_attribute("aria-invalid", "true")
+    await expect(reason).to_have_accessible_description(refusal)
+    await expect(reason).to_be_focused()
+    await expect(dialog.get_by_role("alert")).to_have_text(
+        "The job request was not cancelled: correct the reason and try again."
+    )
+    await expect(yes).to_be_enabled()
+    assert (await job_request(stack, request["id"]))["status"] == "requested"
+    await page.evaluate(axe_source)
+    result = await page.evaluate("axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']})")
+    assert [v["id"] for v in result["violations"] if v["impact"] in ("serious", "critical")] == []
+
+    await reason.fill("Plans changed twice")
+    await yes.click()
+    await expect(dialog).to_be_hidden()
+    await expect(job_item(page, request["id"])).to_have_attribute("data-status", "cancelled")
+    assert (await job_request(stack, request["id"]))["cancel_reason"] == "Plans changed twice"
+
+    # The next opening of the dialog starts clean.
+    other = await submit(stack, london_today() + timedelta(days=14), "15:00")
+    await day_button(page, date.fromisoformat(other["date"])).click()
+    await job_item(page, other["id"]).get_by_role("button", name=re.compile(r"^cancel")).click()
+    await expect(dialog).to_be_visible()
+    await expect(reason).not_to_have_attribute("aria-invalid", "true")
+    await expect(dialog.locator("#cancel-reason-error")).to_be_hidden()

@@ -1,4 +1,5 @@
 // What the admin pages share: the admin token, where notifier and audit are, one error wording.
+import { otherFieldErrors } from "/shared/field-errors.js";
 import { ApiError, NetworkError, call, takeToken } from "/shared/http.js";
 
 const TOKEN_KEY = "admin_token";
@@ -26,6 +27,8 @@ export function problem(error, service = "the service") {
   if (error instanceof ApiError && error.status === 403) {
     return `${error.message} This is not an admin token: sign in below with the admin token of your business.`;
   }
+  // The admin pages have no input a 422's field messages could go under: all of them go to the alert.
+  if (error instanceof ApiError && error.errors.length) return `The request is not valid: ${otherFieldErrors(error)}`;
   return error.message || "Something went wrong; try again.";
 }
 

@@ -1,4 +1,5 @@
 // The client portal: the month schedule, a day's services, and cancelling a job request before it is scheduled.
+import { clearFieldErrors, markFieldErrors, otherFieldErrors } from "/shared/field-errors.js";
 import { ApiError, NetworkError, call, el, takeToken } from "/shared/http.js";
 import { addMonths, instant, longDay, monthTitle, today } from "/shared/when.js";
 
@@ -43,6 +44,7 @@ function problem(error) {
   if (error instanceof ApiError && error.code === "job_request_already_scheduled") {
     return `This job request was scheduled meanwhile, so it can no longer be cancelled here. ${SCHEDULED_HELP}`;
   }
+  if (error instanceof ApiError && error.errors.length) return `The request is not valid: ${otherFieldErrors(error)}`;
   return error.message || "Something went wrong; try again.";
 }
 
@@ -207,6 +209,8 @@ async function openDay(day) {
 
 // ---- The cancel dialog ----
 
+const cancelFields = () => ({ reason: $("cancel-reason") }); // the API's field names in the dialog's form
+
 function openDialog(job, opener) {
   state.cancelling = job;
   state.opener = opener;
@@ -214,6 +218,7 @@ function openDialog(job, opener) {
   $("cancel-what").textContent = `${job.service.name} for ${pets} on ${longDay(job.date)} at ${job.start_time}.`;
   $("cancel-reason").value = "";
   $("cancel-error").textContent = "";
+  clearFieldErrors(cancelFields());
   $("confirm-cancel").disabled = false;
   $("confirm-cancel").textContent = "Yes, cancel job request";
   $("cancel-dialog").showModal();
@@ -242,6 +247,7 @@ async function confirmCancel() {
   button.disabled = true;
   button.textContent = "Cancelling\u2026";
   $("cancel-error").textContent = "";
+  clearFieldErrors(cancelFields());
   const reason = $("cancel-reason").value.trim();
   try {
     const cancelled = await api(`/v1/portal/job-requests/${encodeURIComponent(job.id)}/cancel`, {
@@ -259,8 +265,14 @@ async function confirmCancel() {
       return;
     }
     const refused = error instanceof ApiError && error.status === 409;
+    let marked = false;
     if (state.cancelling?.id === job.id) {
-      $("cancel-error").textContent = problem(error);
+      // A refused reason (422) is told under the reason field; what is about no field of the dialog, in its alert.
+      marked = markFieldErrors(error, cancelFields());
+      const others = otherFieldErrors(error, cancelFields());
+      $("cancel-error").textContent = marked
+        ? `The job request was not cancelled: correct the reason and try again.${others ? ` Also: ${others}` : ""}`
+        : problem(error);
       button.textContent = "Yes, cancel job request";
       // Scheduled meanwhile: no use trying again. Busy (someone else changing it right now): try again.
       button.disabled = error instanceof ApiError && error.code === "job_request_already_scheduled";
@@ -273,7 +285,7 @@ async function confirmCancel() {
       }
       await loadMonth(state.month);
     }
-    if (state.cancelling?.id === job.id) $("close-cancel").focus();
+    if (state.cancelling?.id === job.id) $(marked ? "cancel-reason" : "close-cancel").focus();
   }
 }
 

@@ -1,10 +1,11 @@
 // Calls to the services: JSON in and out, errors as ApiError (the services' {code, message}) or NetworkError.
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, errors = []) {
     super(message);
     this.status = status;
     this.code = code;
+    this.errors = errors; // a 422's field messages: [{field, message}] (field "" when about the whole request)
   }
 }
 
@@ -31,6 +32,7 @@ export async function call(base, path, { token, method = "GET", body } = {}) {
       response.status,
       data?.code ?? "http_error",
       data?.message ?? `The service answered ${response.status}. Try again in a moment.`,
+      Array.isArray(data?.errors) ? data.errors : [],
     );
   }
   return data;
