@@ -57,6 +57,25 @@ DROP EVENT TRIGGER IF EXISTS petsit_index_twins;
 CREATE EVENT TRIGGER petsit_index_twins ON ddl_command_end WHEN TAG IN ('CREATE INDEX')
   EXECUTE FUNCTION petsit_index_twins_on_ddl();
 
+-- An index dropped (a retired index, a dropped collection) takes its twin with it: a twin left behind would cost
+-- every write and serve nothing that the remaining twins do not.
+CREATE OR REPLACE FUNCTION petsit_index_twins_on_drop() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  dropped record;
+BEGIN
+  FOR dropped IN SELECT schema_name, object_name FROM pg_event_trigger_dropped_objects()
+                  WHERE object_type = 'index' AND object_name NOT LIKE '%\_gin' LOOP
+    EXECUTE format('DROP INDEX IF EXISTS %I.%I', dropped.schema_name, left(dropped.object_name, 58) || '_gin');
+  END LOOP;
+EXCEPTION WHEN OTHERS THEN
+  RAISE WARNING 'petsit_index_twins_on_drop: %', SQLERRM;
+END
+$fn$;
+
+DROP EVENT TRIGGER IF EXISTS petsit_index_twins_drop;
+CREATE EVENT TRIGGER petsit_index_twins_drop ON sql_drop WHEN TAG IN ('DROP INDEX')
+  EXECUTE FUNCTION petsit_index_twins_on_drop();
+
 -- Collections created before the trigger existed.
 SELECT count(petsit_index_twin(i.indexrelid))
   FROM pg_index i

@@ -34,6 +34,7 @@ class ClientLogs:
                 ),
                 IndexModel([("dedupe_key", ASCENDING)], unique=True),
             ],
+            retired=["business_id_1_client_id_1_occurred_at_-1"],  # a prefix of the first (before LOGS paging)
         )
 
     async def add(self, entry: Document) -> bool:

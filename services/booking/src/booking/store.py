@@ -78,6 +78,7 @@ class JobRequests:
                     ]
                 ),
             ],
+            retired=["business_id_1_status_1_date_1"],  # a prefix of the one above (before list paging)
         )
 
     async def save(self, request: JobRequest, *, attempts: int = 3) -> None:

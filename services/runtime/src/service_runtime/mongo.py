@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 import bson
@@ -63,14 +64,24 @@ async def ping(client: AsyncMongoClient[dict[str, Any]], *, timeout: float = 2.0
     return True
 
 
-async def ensure_indexes(collection: AsyncCollection[dict[str, Any]], indexes: list[IndexModel]) -> None:
-    """Create indexes one command each: FerretDB v1 panics on a multi-index createIndexes whose indexes exist.
+async def ensure_indexes(
+    collection: AsyncCollection[dict[str, Any]], indexes: list[IndexModel], *, retired: Sequence[str] = ()
+) -> None:
+    """Create indexes one command each (FerretDB v1 panics on a multi-index createIndexes whose indexes exist), then
+    drop the `retired` ones (by name) where they are still there: an index an earlier release declared and a new
+    one replaces costs every write and serves nothing. Both idempotent, so replicas starting together may all run it.
 
     Each waits at most MONGODB_TIMEOUT_SECONDS like any command: a new index on a large collection is better built
     ahead of the release that needs it (or started with a longer timeout once).
     """
     for index in indexes:
         await collection.create_indexes([index])
+    if retired:
+        existing = {index["name"] async for index in await collection.list_indexes()}
+        for name in retired:
+            if name in existing:
+                with contextlib.suppress(OperationFailure):  # another replica dropped it first
+                    await collection.drop_index(name)
 
 
 async def insert_new(collection: AsyncCollection[dict[str, Any]], document: dict[str, Any]) -> bool:

@@ -165,3 +165,17 @@ async def test_writes_that_trickle_in_within_the_linger_share_one_round_trip(
             assert inserts.commands <= most_commands
     finally:
         await client.close()
+
+
+async def test_a_retired_index_is_dropped_once_its_successor_exists_and_again_is_a_no_op(mongo: Client) -> None:
+    db = mongo[unique("retire_index").replace("-", "_")]
+    try:
+        docs = db["docs"]
+        await ensure_indexes(docs, [IndexModel([("a", 1), ("b", 1)])])  # what an earlier release declared
+        successor = IndexModel([("a", 1), ("b", 1), ("_id", 1)])
+        for _ in range(2):  # replicas starting one after another
+            await ensure_indexes(docs, [successor], retired=["a_1_b_1", "never_existed_1"])
+            names = {index["name"] async for index in await docs.list_indexes()}
+            assert names == {"_id_", "a_1_b_1__id_1"}
+    finally:
+        await mongo.drop_database(db.name)
