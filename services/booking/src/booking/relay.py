@@ -25,6 +25,9 @@ from service_runtime.amqp import ConfirmedPublisher, Outcome
 log = structlog.get_logger(__name__)
 
 PUBLISHED = Counter("outbox_published_events", "Events confirmed by the broker.", ["event_type"])
+UNROUTABLE_BACKOFF_MAX_SECONDS = 60.0
+"""The longest a relay waits before sweeping again after sweeps whose every event no queue took."""
+
 NOT_CONFIRMED = Counter("outbox_unconfirmed_publishes", "Publishes not confirmed (broker down, nacked or unroutable).")
 BACKLOG = Gauge("outbox_backlog_events", "Stored events not yet confirmed by the broker (at the last sweep).")
 BACKLOG_AGE = Gauge(
@@ -120,6 +123,7 @@ class OutboxRelay:
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
         self._held_slot: int | None = None  # the sweep's slot this relay holds
         self._yielded_until = -math.inf  # after giving the slot up, this relay asks for it again only after this
+        self._unroutable_sweeps = 0  # sweeps in a row whose every event was returned unroutable
         self._mark_seconds = min(mark_seconds, sweep_seconds)  # marks land well before the sweep would see them
         self._confirmed: list[str] = []
         self._marks_due = math.inf
@@ -167,15 +171,18 @@ class OutboxRelay:
         behind them."""
         page: _Page | None = None
         read = published = 0
+        failed = False
         while True:
-            swept, page = await self._sweep_page(page)
-            read, published = read + swept.read, published + swept.published
+            swept, page, refused = await self._sweep_page(page)
+            read, published, failed = read + swept.read, published + swept.published, failed or refused
             if page is None or not await self.holds_sweep():
                 break  # done (the last read was not full): the next tick starts from the oldest again
             await self._publish_handed_over()  # it keeps moving during a long recovery, and its marks too
-        if read and not published:
+        if published:
+            self._unroutable_sweeps = 0
+        elif read:
             # The broker took nothing: leave the slot to a replica that may do better.
-            await self._give_up_sweep()
+            await self._give_up_sweep(unroutable=not failed)
 
     async def holds_sweep(self) -> bool:
         """True when this relay has the sweep for the current slot.
@@ -199,15 +206,24 @@ class OutboxRelay:
         self._held_slot = None
         await self._stream.release_sweep_slots(holder=self._holder)
 
-    async def _give_up_sweep(self) -> None:
+    async def _give_up_sweep(self, *, unroutable: bool) -> None:
         """After a sweep the broker confirmed none of: give the slot back, and ask again only after three sweep
         intervals, so that another replica can take it first (alone, this one takes it back then).
 
-        A database failure does not give it up: every replica shares the database, none would do better.
+        When every event it read was returned unroutable (no queue bound for their types: a deployment mistake that
+        waiting does not mend), each sweep in a row waits twice as long, up to UNROUTABLE_BACKOFF_MAX_SECONDS: every
+        such sweep reads and republishes the whole backlog. A broker that is down or refusing keeps the short wait,
+        so that the backlog goes out soon after it is back. A database failure does not give the slot up: every
+        replica shares the database, none would do better.
         """
         if self._held_slot is None:
             return
-        self._yielded_until = time.monotonic() + 3 * self._sweep_seconds
+        wait = 3 * self._sweep_seconds
+        if unroutable:
+            wait = min(wait * 2**self._unroutable_sweeps, max(wait, UNROUTABLE_BACKOFF_MAX_SECONDS))
+            self._unroutable_sweeps += 1
+            log.warning("relay.sweep_all_unroutable", wait_seconds=wait)
+        self._yielded_until = time.monotonic() + wait
         try:
             await self.release_sweep()
         except Exception as exc:  # noqa: BLE001 - the database may be what failed; the slot then runs out by itself
@@ -232,19 +248,20 @@ class OutboxRelay:
     async def sweep(self) -> Swept:
         """Publish what is still pending after the grace period (one read of the oldest), chunk by chunk: a chunk the
         broker refuses does not stop the next."""
-        swept, _ = await self._sweep_page(None)
+        swept, _, _ = await self._sweep_page(None)
         return swept
 
-    async def _sweep_page(self, page: _Page | None) -> tuple[Swept, _Page | None]:
+    async def _sweep_page(self, page: _Page | None) -> tuple[Swept, _Page | None, bool]:
         """One read of pending events (from `page` on, else from the oldest), published chunk by chunk; return what
-        it did and where the next read starts (None when this read was not full: nothing is left behind it)."""
+        it did, where the next read starts (None when this read was not full: nothing is left behind it), and whether
+        any publish failed for a reason other than no queue taking it (the broker down, refusing, not confirming)."""
         docs = await self._stream.pending(
             limit=self._sweep_batch_size,
             older_than=self._clock() - self._grace,
             since=page.occurred_at if page else None,
             besides=page.ids if page else (),
         )
-        published, stopped = 0, False
+        published, stopped, failed_any = 0, False, False
         if docs:
             await self._repair_projections(docs)
             for start in range(0, len(docs), self._batch_size):
@@ -253,17 +270,19 @@ class OutboxRelay:
                 # Marked before the next read sees them again, one by id each: see the class's note on recovery.
                 await self._stream.mark_each_published(done, at=self._clock())
                 published += len(done)
+                failed_any = failed_any or failed
                 if failed and not done:
                     stopped = True  # the broker takes nothing (down, blocked, refusing): the rest waits for a tick
                     break
         swept = Swept(read=len(docs), published=published)
         if len(docs) < self._sweep_batch_size or stopped:
-            return swept, None  # done, or no use reading on: only events no queue takes are worth paging past
+            # Done, or no use reading on: only events no queue takes are worth paging past.
+            return swept, None, failed_any
         last = docs[-1]["occurred_at"]
         at_last = {d["_id"] for d in docs if d["occurred_at"] == last}
         if page is not None and page.occurred_at == last:
             at_last |= page.ids  # the whole read was one instant: the next goes on past all of it read so far
-        return swept, _Page(last, frozenset(at_last))
+        return swept, _Page(last, frozenset(at_last)), failed_any
 
     async def flush_marks(self) -> None:
         """Record the confirms gathered since the last flush; if this fails, the sweep republishes them."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import aio_pika
 import pytest
+from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
 from booking import domain
@@ -345,3 +346,28 @@ async def test_many_events_no_queue_takes_do_not_hold_back_the_events_behind_the
             await _stop(task)
         assert sorted(outbox.received) == sorted(cancellations)
         assert await outbox.events.count_documents({"relay_pending": True}) == 45
+
+
+async def test_sweeps_whose_every_event_no_queue_takes_come_less_and_less_often(
+    servers: Servers, mongo: AsyncMongoClient[dict[str, Any]]
+) -> None:
+    # Only submissions are pending and nothing takes them: each sweep reads and republishes all of them, in vain.
+    async with an_outbox(servers, mongo, probe_binding="job_request.cancelled") as outbox:
+        for _ in range(10):
+            await outbox.stream.append(replace(a_request(), id=unique("jr")), correlation_id="c")
+        relay = outbox.relay(batch_size=10, sweep_batch_size=20, sweep_seconds=0.1)
+        await asyncio.sleep(0.3)  # older than the sweep's grace
+        before = _unconfirmed()
+        task = await _running(relay)
+        try:
+            await asyncio.sleep(4.0)
+        finally:
+            await _stop(task)
+        sweeps = (_unconfirmed() - before) / 10
+        # Without the backoff a sweep every 0.3 s (three sweep intervals): ~13. With it 0.3, 0.6, 1.2, 2.4 s: 4.
+        assert 1 <= sweeps <= 6, sweeps
+        assert await outbox.events.count_documents({"relay_pending": True}) == 10  # still pending, none lost
+
+
+def _unconfirmed() -> float:
+    return REGISTRY.get_sample_value("outbox_unconfirmed_publishes_total") or 0.0
