@@ -57,8 +57,8 @@ DROP EVENT TRIGGER IF EXISTS petsit_index_twins;
 CREATE EVENT TRIGGER petsit_index_twins ON ddl_command_end WHEN TAG IN ('CREATE INDEX')
   EXECUTE FUNCTION petsit_index_twins_on_ddl();
 
--- An index dropped (a retired index, a dropped collection) takes its twin with it: a twin left behind would cost
--- every write and serve nothing that the remaining twins do not.
+-- An index dropped on its own (a retired one) takes its twin with it: a twin left behind would cost every write and
+-- serve nothing that the remaining twins do not. (A dropped collection or database takes its twins along anyway.)
 CREATE OR REPLACE FUNCTION petsit_index_twins_on_drop() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
 DECLARE
   dropped record;

@@ -37,8 +37,10 @@ class CloudEvent(BaseModel, Generic[DataT]):
     published_versions: str | None = Field(
         default=None,
         alias="publishedversions",
-        pattern=PUBLISHED_VERSIONS_PATTERN,
         exclude_if=lambda v: v is None,
+        # Documented, not enforced: a reader that knows this event's version does not need the attribute, and a
+        # malformed one must not cost it the event (published_versions() reads only the documented form).
+        json_schema_extra={"pattern": PUBLISHED_VERSIONS_PATTERN},
         description="Extension, set while a breaking change is published side by side: every major version this "
         "same change is published in, comma-separated (`1,2`); the twins share the `id`. A consumer that does not "
         "know this event's version but knows one listed here acknowledges it and reads the twin. Absent: this "

@@ -104,7 +104,9 @@ def _header(name: str, value: str) -> BaseHeader:
     header value) or the admin inbox (one bare address, checked as `_address` checks the client's). Parsing address
     headers was a third of building an email; headers are immutable, so messages share one, and a message takes a
     header object of its own name as it is."""
-    return POLICY.header_factory(name, value if name == "From" else _address(value))  # type: ignore[no-any-return]
+    # header_store_parse is what `msg[name] = value` runs: it refuses a line break in a string value (MAIL_FROM).
+    _, header = POLICY.header_store_parse(name, value if name == "From" else _address(value))
+    return header  # type: ignore[no-any-return]
 
 
 def _address(addr_spec: str, *, display_name: str = "") -> Address:

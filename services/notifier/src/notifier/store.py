@@ -90,7 +90,9 @@ class SentEmails:
         self._takeovers = db["email_claim_takeovers"]
         self._sent = db["sent_emails"]
         self._claim_writes = GroupWriter(self._claims, linger=linger)
-        self._sent_writes = GroupWriter(self._sent, linger=linger)
+        # The record goes at once: it is written while the SMTP connection is held, right after the 250, and until it
+        # is stored a crash means a resend.
+        self._sent_writes = GroupWriter(self._sent)
         self._lease = lease
 
     @property

@@ -232,12 +232,14 @@ async def test_a_sent_email_whose_record_cannot_be_written_in_time_is_deferred_n
 async def test_deliveries_queued_behind_a_busy_connection_all_send_once_their_turn_comes(
     servers: Servers, mailpit: Mailpit, mongo: Any
 ) -> None:
-    # One connection, ~0.25 s a message, a 1 s lease (so 0.4 s for a send): five deliveries wait up to ~1 s for the
-    # connection. The wait must not count against the claim's lease (nor fail the delivery).
+    # One connection, ~0.25 s a message (0.35 s with the first connect), a 1.5 s lease (so 0.6 s for a send, and
+    # claims made before the wait): five deliveries wait up to ~1.4 s for the connection. The wait must not count
+    # against the claim's lease (nor fail the delivery). (With a 1 s lease the first send had 0.05 s to spare, and
+    # failed on a busy machine.)
     proxy = await FaultProxy(servers.smtp_host, servers.smtp_port, reply_delay=0.05).start()
     db = mongo[unique("notifier_queue").replace("-", "_")]
     try:
-        sent = SentEmails(db, lease=timedelta(seconds=1))
+        sent = SentEmails(db, lease=timedelta(seconds=1.5))
         mailer = SmtpMailer(host="127.0.0.1", port=proxy.port, timeout=5, connections=1)
         events = [cancelled_event() for _ in range(5)]
         await asyncio.gather(

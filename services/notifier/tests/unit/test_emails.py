@@ -106,6 +106,11 @@ def test_a_malformed_admin_inbox_is_unsendable_every_time_not_only_the_first(adm
             cancellation_email(cancelled_event(business=_business(admin)), sender="x@y.example")
 
 
+def test_a_configured_sender_with_a_line_break_is_refused_and_adds_no_header() -> None:
+    with pytest.raises(UnsendableEmail):
+        cancellation_email(cancelled_event(), sender="a@b.example\r\nBcc: evil@x.example")
+
+
 def test_an_address_with_a_non_ascii_local_part_is_written_as_it_is() -> None:
     event = cancelled_event(client={"id": "c1", "name": "José", "email": "josé@client.example"})
     mail = cancellation_email(event, sender="x@y.example")

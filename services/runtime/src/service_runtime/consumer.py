@@ -92,7 +92,8 @@ def decode_event(body: bytes) -> CloudEvent[Any]:
     except UnknownEventType as exc:
         # A breaking change is published side by side, its twins sharing the id: a version this reader does not know
         # is skipped when the event names a twin in one it does (the twin brings the change); else it is parked.
-        twins = sorted(v for v in published_versions(raw) if _knows(raw["type"], v))
+        own, listed = version_of(raw["dataschema"]), published_versions(raw)
+        twins = sorted(v for v in listed - {own} if _knows(raw["type"], v)) if own in listed else []
         if twins:
             raise Skipped("other_version", f"{exc}; read as its v{twins[-1]} twin") from None
         raise Rejected("unknown_event", str(exc)) from None

@@ -50,6 +50,8 @@ def connect_mongo(
     )
 
 
+INDEX_NOT_FOUND = 27
+
 DATABASE_UNAVAILABLE: tuple[type[PyMongoError], ...] = (ConnectionFailure, ExecutionTimeout, WriteConcernError)
 """Errors that are the database's state, not the request's or the message's fault: down, unreachable, out of time,
 or not as durable as asked. The API answers them 503; consumers wait and retry without using up attempts."""
@@ -80,8 +82,11 @@ async def ensure_indexes(
         existing = {index["name"] async for index in await collection.list_indexes()}
         for name in retired:
             if name in existing:
-                with contextlib.suppress(OperationFailure):  # another replica dropped it first
+                try:
                     await collection.drop_index(name)
+                except OperationFailure as exc:
+                    if exc.code != INDEX_NOT_FOUND:  # not found: another replica dropped it first
+                        raise
 
 
 async def insert_new(collection: AsyncCollection[dict[str, Any]], document: dict[str, Any]) -> bool:
@@ -162,6 +167,15 @@ class GroupWriter:
                 del self._waiting[: self._max_batch]
                 if batch:
                     await self._send(batch)
+        except BaseException:
+            # Cancelled (shutdown): what waits for this sender, with no other sender left to take it, is cancelled
+            # too, instead of waiting for a write that may never come.
+            self._senders.discard(asyncio.current_task())  # type: ignore[arg-type]
+            if not self._senders:
+                waiting, self._waiting = self._waiting, []
+                for _, answer in waiting:
+                    answer.cancel()
+            raise
         finally:
             # Leave the set in the same step that sees nothing waiting: a done-callback would run a loop turn
             # later, and a write queued in between would find every sender slot taken and wait forever.

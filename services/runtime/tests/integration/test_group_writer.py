@@ -179,3 +179,17 @@ async def test_a_retired_index_is_dropped_once_its_successor_exists_and_again_is
             assert names == {"_id_", "a_1_b_1__id_1"}
     finally:
         await mongo.drop_database(db.name)
+
+
+async def test_writes_waiting_for_a_lingering_sender_that_is_cancelled_are_cancelled_too(collection: Any) -> None:
+    inserter = GroupWriter(collection, linger=5.0)
+    first = asyncio.ensure_future(inserter.insert({"_id": "w1", "key": "w1"}))
+    second = asyncio.ensure_future(inserter.insert({"_id": "w2", "key": "w2"}))
+    await asyncio.sleep(0.05)  # both wait for the lingering sender
+    for sender in list(inserter._senders):
+        sender.cancel()  # as the loop's shutdown does
+
+    done, _ = await asyncio.wait([first, second], timeout=2)
+
+    assert done == {first, second}  # answered (cancelled), not left waiting for a sender that is gone
+    assert first.cancelled() and second.cancelled()

@@ -64,9 +64,24 @@ def test_a_version_this_reader_does_not_know_is_skipped_when_the_event_names_a_t
     assert "v1 twin" in skipped.value.detail
 
 
-@pytest.mark.parametrize("published", [None, "2", "2,3", "1;2", "01,2", ""])
+@pytest.mark.parametrize("published", [None, "2", "2,3", "1;2", "01,2", "", "1,3", "1"])
 def test_a_version_this_reader_does_not_know_is_parked_when_no_known_twin_is_named(published: str | None) -> None:
+    # "1,3" and "1": the list does not name this event's own version (2), so it is no twin of a v1.
     assert reason(a_v2_twin(published)) == "unknown_event"
+
+
+@pytest.mark.parametrize("dataschema_tail", ["v1.0", "V1", "latest"])
+def test_an_event_whose_own_version_cannot_be_read_is_parked_even_when_it_names_twins(dataschema_tail: str) -> None:
+    body = wire()
+    body["dataschema"] = body["dataschema"].rsplit("/", 1)[0] + "/" + dataschema_tail
+    body["publishedversions"] = "1,2"
+    assert reason(json.dumps(body).encode()) == "unknown_event"
+
+
+def test_a_known_version_with_a_malformed_twin_list_still_decodes() -> None:
+    body = wire()
+    body["publishedversions"] = "1, 2"
+    assert decode_event(json.dumps(body).encode()).type == "job_request.cancelled"
 
 
 def test_a_known_version_that_names_its_twins_decodes_and_keeps_the_attribute() -> None:
