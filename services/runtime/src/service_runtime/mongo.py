@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -115,10 +116,13 @@ class GroupWriter:
 
     By default nothing waits for a batch to fill: a batch is whatever arrived while the previous one was on the wire,
     so a lone write leaves at the next turn of the loop and batches grow only under load. With `linger` (seconds) a
-    batch waits that long for company before it leaves: where a caller can afford a few milliseconds (a consumer's
-    effects, not an HTTP answer), a moderate load then shares round trips too. On FerretDB v1 a round trip costs both
-    sides far more than the work in it (100 documents in one insert: ~37,000 documents/s; one by one: ~1,500/s); each
-    write is still its own statement there, so a unique index stays atomic per document. Keep `max_batch` at 20 or
+    batch waits that long for company before it leaves, when its first write came within `linger` of the write
+    before it (writes are coming close together; one after a quiet spell goes at once): where a caller can afford a
+    few milliseconds (a consumer's effects, not an HTTP answer), a moderate load then shares round trips too.
+
+    On FerretDB v1 a round trip costs both sides far more than the work in it (100 documents in one insert: ~37,000
+    documents/s; one by one: ~1,500/s); each write is still its own statement there, so a unique index stays atomic
+    per document. Keep `max_batch` at 20 or
     less for updates: FerretDB v1 can deadlock on an update command with more statements than its connection pool.
     """
 
@@ -132,6 +136,7 @@ class GroupWriter:
     ) -> None:
         self._collection = collection
         self._linger = linger
+        self._last_write = -math.inf
         self._max_batch = max_batch
         self._max_in_flight = in_flight
         self._waiting: list[tuple[WriteOperation, asyncio.Future[bool]]] = []
@@ -144,22 +149,27 @@ class GroupWriter:
 
     async def write(self, operation: WriteOperation) -> bool:
         """Apply one insert, replace or update; False when a unique index refused it."""
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bool] = loop.create_future()
         self._waiting.append((operation, answer))
+        # Company is likely only when writes are coming close together: one after a quiet spell goes at once.
+        now, last = loop.time(), self._last_write
+        self._last_write = now
         if self._gathering is not None:  # a sender is lingering for company: this write goes with it
             if len(self._waiting) >= self._max_batch:
                 self._gathering.set()
         elif len(self._senders) < self._max_in_flight:
-            self._senders.add(asyncio.create_task(self._send_while_waiting()))
+            linger = self._linger if now - last < self._linger else 0.0
+            self._senders.add(asyncio.create_task(self._send_while_waiting(linger)))
         return await answer
 
-    async def _send_while_waiting(self) -> None:
+    async def _send_while_waiting(self, linger: float = 0.0) -> None:
         try:
-            if self._linger > 0 and len(self._waiting) < self._max_batch:
+            if linger > 0 and len(self._waiting) < self._max_batch:
                 self._gathering = full = asyncio.Event()
                 try:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(full.wait(), self._linger)
+                        await asyncio.wait_for(full.wait(), linger)
                 finally:
                     self._gathering = None
             while self._waiting:

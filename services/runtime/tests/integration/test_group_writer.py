@@ -141,7 +141,7 @@ class _Inserts(monitoring.CommandListener):
         pass
 
 
-@pytest.mark.parametrize(("linger", "most_commands"), [(0.0, None), (0.2, 1)])
+@pytest.mark.parametrize(("linger", "most_commands"), [(0.0, None), (0.2, 2)])
 async def test_writes_that_trickle_in_within_the_linger_share_one_round_trip(
     servers: Servers, collection: Any, linger: float, most_commands: int | None
 ) -> None:
@@ -154,7 +154,8 @@ async def test_writes_that_trickle_in_within_the_linger_share_one_round_trip(
             await asyncio.sleep(delay)
             return await inserter.insert({"_id": f"t{n}", "key": f"t{n}"})
 
-        # Five writes 10 ms apart: each finds the previous one's round trip over, unless the first one waits.
+        # Five writes 10 ms apart: each finds the previous one's round trip over, unless they wait for company. The
+        # first comes after a quiet spell and goes at once; the second waits, and the rest join it.
         answers = await asyncio.gather(*(after(0.01 * n, n) for n in range(5)))
 
         assert answers == [True] * 5
@@ -183,6 +184,7 @@ async def test_a_retired_index_is_dropped_once_its_successor_exists_and_again_is
 
 async def test_writes_waiting_for_a_lingering_sender_that_is_cancelled_are_cancelled_too(collection: Any) -> None:
     inserter = GroupWriter(collection, linger=5.0)
+    assert await inserter.insert({"_id": "w0", "key": "w0"}) is True  # the writes below come close after it
     first = asyncio.ensure_future(inserter.insert({"_id": "w1", "key": "w1"}))
     second = asyncio.ensure_future(inserter.insert({"_id": "w2", "key": "w2"}))
     await asyncio.sleep(0.05)  # both wait for the lingering sender
@@ -193,3 +195,9 @@ async def test_writes_waiting_for_a_lingering_sender_that_is_cancelled_are_cance
 
     assert done == {first, second}  # answered (cancelled), not left waiting for a sender that is gone
     assert first.cancelled() and second.cancelled()
+
+
+async def test_a_write_after_a_quiet_spell_does_not_wait_for_company(collection: Any) -> None:
+    inserter = GroupWriter(collection, linger=5.0)
+    # Alone, and long after any other write: it leaves at once instead of lingering 5 s.
+    assert await asyncio.wait_for(inserter.insert({"_id": "q1", "key": "q1"}), timeout=2) is True
