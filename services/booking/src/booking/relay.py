@@ -144,7 +144,10 @@ class OutboxRelay:
             due = min(self._last_sweep + self._sweep_seconds, self._marks_due) - time.monotonic()
             if due > 0:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=due)
+                    # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that comes in the same turn as
+                    # the wake-up (a request just handled when shutdown begins), and this loop then never stopped.
+                    async with asyncio.timeout(due):
+                        await self._wake.wait()
                     await asyncio.sleep(self._linger_seconds)
                 except TimeoutError:
                     pass

@@ -371,3 +371,18 @@ async def test_sweeps_whose_every_event_no_queue_takes_come_less_and_less_often(
 
 def _unconfirmed() -> float:
     return REGISTRY.get_sample_value("outbox_unconfirmed_publishes_total") or 0.0
+
+
+async def test_a_relay_cancelled_in_the_same_turn_as_a_wake_up_stops(outbox: Outbox) -> None:
+    # Shutdown right after a request: the lifespan cancels the relay just as the request's event wakes it.
+    relay = outbox.relay(sweep_seconds=2.0)
+    task = await _running(relay)
+    await asyncio.sleep(0.2)  # past its first sweep, waiting to be woken
+    [event] = await outbox.cancellations(1)
+    relay.wake(event)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=5)
+    if not done:
+        task.cancel()  # do not leave it running behind the test
+    assert done == {task}, "the relay swallowed its cancellation and kept running"
+    assert task.cancelled()

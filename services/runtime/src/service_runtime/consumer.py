@@ -165,7 +165,8 @@ class EventConsumer:
         """Stop taking new messages, then wait (bounded) for the ones in hand to settle."""
         await self.cancel()
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout=grace)
+            async with asyncio.timeout(grace):  # not wait_for: on 3.11 it can swallow a cancellation
+                await self._idle.wait()
         except TimeoutError:
             log.warning("consumer.stop.in_flight_left", count=len(self._in_flight))
 

@@ -169,7 +169,8 @@ class GroupWriter:
                 self._gathering = full = asyncio.Event()
                 try:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(full.wait(), linger)
+                        async with asyncio.timeout(linger):  # not wait_for: on 3.11 it can swallow a cancellation
+                            await full.wait()
                 finally:
                     self._gathering = None
             while self._waiting:
