@@ -181,9 +181,9 @@ class OutboxRelay:
             if page is None or not await self.holds_sweep():
                 break  # done (the last read was not full): the next tick starts from the oldest again
             await self._publish_handed_over()  # it keeps moving during a long recovery, and its marks too
-        if published:
-            self._unroutable_sweeps = 0
-        elif read:
+        if published or not read:
+            self._unroutable_sweeps = 0  # something went out, or nothing is left behind
+        if read and not published:
             # The broker took nothing: leave the slot to a replica that may do better.
             await self._give_up_sweep(unroutable=not failed)
 
@@ -223,7 +223,7 @@ class OutboxRelay:
             return
         wait = 3 * self._sweep_seconds
         if unroutable:
-            wait = min(wait * 2**self._unroutable_sweeps, max(wait, UNROUTABLE_BACKOFF_MAX_SECONDS))
+            wait = min(wait * 2 ** min(self._unroutable_sweeps, 16), max(wait, UNROUTABLE_BACKOFF_MAX_SECONDS))
             self._unroutable_sweeps += 1
             log.warning("relay.sweep_all_unroutable", wait_seconds=wait)
         self._yielded_until = time.monotonic() + wait

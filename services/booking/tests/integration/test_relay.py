@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -386,3 +387,12 @@ async def test_a_relay_cancelled_in_the_same_turn_as_a_wake_up_stops(outbox: Out
         task.cancel()  # do not leave it running behind the test
     assert done == {task}, "the relay swallowed its cancellation and kept running"
     assert task.cancelled()
+
+
+async def test_the_unroutable_backoff_stays_at_its_cap_however_long_the_binding_is_missing(outbox: Outbox) -> None:
+    relay = outbox.relay(sweep_seconds=2.0)
+    assert await relay.holds_sweep()
+    relay._unroutable_sweeps = 5000  # days of sweeps in a row that no queue took (2**5000 s would overflow a float)
+    await relay._give_up_sweep(unroutable=True)
+    assert 59 <= relay._yielded_until - time.monotonic() <= 60
+    assert relay._held_slot is None  # and it gave the slot back

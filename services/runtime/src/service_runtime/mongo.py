@@ -159,38 +159,50 @@ class GroupWriter:
             if len(self._waiting) >= self._max_batch:
                 self._gathering.set()
         elif len(self._senders) < self._max_in_flight:
-            linger = self._linger if now - last < self._linger else 0.0
-            self._senders.add(asyncio.create_task(self._send_while_waiting(linger)))
+            gathering = None
+            if self._linger > 0 and now - last < self._linger and len(self._waiting) < self._max_batch:
+                # Set here, not when the sender starts: the writes of this same loop turn join it too.
+                gathering = self._gathering = asyncio.Event()
+            self._senders.add(asyncio.create_task(self._send_while_waiting(gathering)))
         return await answer
 
-    async def _send_while_waiting(self, linger: float = 0.0) -> None:
+    async def _send_while_waiting(self, gathering: asyncio.Event | None = None) -> None:
         try:
-            if linger > 0 and len(self._waiting) < self._max_batch:
-                self._gathering = full = asyncio.Event()
+            if gathering is not None:  # linger for company, until the batch is full
                 try:
                     with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(linger):  # not wait_for: on 3.11 it can swallow a cancellation
-                            await full.wait()
+                        async with asyncio.timeout(self._linger):  # not wait_for: 3.11's can swallow a cancellation
+                            await gathering.wait()
                 finally:
-                    self._gathering = None
+                    if self._gathering is gathering:
+                        self._gathering = None
             while self._waiting:
                 batch = [(op, answer) for op, answer in self._waiting[: self._max_batch] if not answer.done()]
                 del self._waiting[: self._max_batch]
                 if batch:
                     await self._send(batch)
-        except BaseException:
-            # Cancelled (shutdown): what waits for this sender, with no other sender left to take it, is cancelled
-            # too, instead of waiting for a write that may never come.
-            self._senders.discard(asyncio.current_task())  # type: ignore[arg-type]
-            if not self._senders:
-                waiting, self._waiting = self._waiting, []
-                for _, answer in waiting:
-                    answer.cancel()
+        except asyncio.CancelledError:
+            # Shutdown: what waits for this sender, with no other sender left to take it, is cancelled too, instead
+            # of waiting for a write that may never come.
+            for answer in self._orphans():
+                answer.cancel()
             raise
+        except Exception as exc:  # noqa: BLE001 - a failure beyond a batch's own (its replay's lookups): the writes
+            # queued behind it get it too; its own batch has it already. Not re-raised: every caller has its answer.
+            for answer in self._orphans():
+                answer.set_exception(exc)
         finally:
             # Leave the set in the same step that sees nothing waiting: a done-callback would run a loop turn
             # later, and a write queued in between would find every sender slot taken and wait forever.
             self._senders.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    def _orphans(self) -> list[asyncio.Future[bool]]:
+        """Take the unanswered writes waiting when this sender ends abnormally and no other sender is left."""
+        self._senders.discard(asyncio.current_task())  # type: ignore[arg-type]
+        if self._senders:
+            return []
+        waiting, self._waiting = self._waiting, []
+        return [answer for _, answer in waiting if not answer.done()]
 
     async def _send(self, batch: list[tuple[WriteOperation, asyncio.Future[bool]]]) -> None:
         errors: dict[int, dict[str, Any]] = {}

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from pymongo.errors import BulkWriteError, WriteConcernError
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, WriteConcernError
 
 from service_runtime.mongo import GroupWriter
 
@@ -52,3 +52,33 @@ async def test_duplicates_and_rejections_are_answered_per_write() -> None:
     assert answers[0] is False and answers[1] is True
     with pytest.raises(Exception, match="bad value"):
         raise answers[2]  # type: ignore[misc]
+
+
+class _RefusesBatchesThenLosesTheServer:
+    """A batch of several is refused as a whole (as FerretDB v1 does for a value it cannot store); each write alone
+    then comes back as a duplicate, and the lookup that would tell whose it is finds the server gone."""
+
+    def __init__(self) -> None:
+        self.first = asyncio.Event()
+
+    async def bulk_write(self, operations: list[Any], *, ordered: bool) -> None:
+        if len(operations) > 1:
+            self.first.set()
+            await asyncio.sleep(0.05)  # on the wire while more writes queue behind it
+            raise OperationFailure("cannot store a value of the batch")
+        raise BulkWriteError({"writeErrors": [{"index": 0, "code": 11000, "errmsg": "dup"}], "writeConcernErrors": []})
+
+    async def find_one(self, *args: Any, **kwargs: Any) -> None:
+        raise ConnectionFailure("server gone")
+
+
+async def test_writes_queued_behind_a_sender_that_fails_get_its_error_not_a_cancellation() -> None:
+    collection = _RefusesBatchesThenLosesTheServer()
+    writer = GroupWriter(collection, in_flight=1)  # type: ignore[arg-type]
+    batch = [asyncio.ensure_future(writer.insert({"_id": i})) for i in range(2)]
+    await collection.first.wait()
+    queued = [asyncio.ensure_future(writer.insert({"_id": i})) for i in range(2, 4)]
+
+    answers = await asyncio.wait_for(asyncio.gather(*batch, *queued, return_exceptions=True), timeout=5)
+
+    assert all(isinstance(a, ConnectionFailure) for a in answers), answers  # every caller answered, none cancelled
