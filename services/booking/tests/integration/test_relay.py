@@ -325,6 +325,10 @@ async def _received(outbox: Outbox, n: int) -> bool:
     return len(outbox.received) >= n
 
 
+async def _pending_exactly(outbox: Outbox, n: int) -> bool:
+    return await outbox.events.count_documents({"relay_pending": True}) == n
+
+
 async def _none_pending(outbox: Outbox) -> bool:
     return await outbox.pending() == 0
 
@@ -343,6 +347,8 @@ async def test_many_events_no_queue_takes_do_not_hold_back_the_events_behind_the
         task = await _running(relay)
         try:
             await eventually(lambda: len(outbox.received) >= 5, timeout=10)
+            # A message can arrive before its mark is written: wait for the marks too, not just the deliveries.
+            await eventually(lambda: _pending_exactly(outbox, 45), timeout=10)
         finally:
             await _stop(task)
         assert sorted(outbox.received) == sorted(cancellations)
