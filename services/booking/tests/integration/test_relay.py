@@ -52,6 +52,11 @@ class Outbox:
             await self.projection.save(cancelled)
         return stored
 
+    async def submissions(self, n: int) -> None:
+        """Store n submission events (no projections: only the relay reads them here)."""
+        for _ in range(n):
+            await self.stream.append(replace(a_request(), id=unique("jr")), correlation_id="c")
+
     async def pending(self) -> int:
         return await self.events.count_documents({"published_at": None})
 
@@ -339,8 +344,7 @@ async def test_many_events_no_queue_takes_do_not_hold_back_the_events_behind_the
     # No queue takes submitted events (audit not deployed): only cancellations are routed.
     async with an_outbox(servers, mongo, probe_binding="job_request.cancelled") as outbox:
         # 45 unroutable submissions are the oldest pending events; 5 cancellations come after them.
-        for _ in range(45):
-            await outbox.stream.append(replace(a_request(), id=unique("jr")), correlation_id="c")
+        await outbox.submissions(45)
         cancellations = [e["_id"] for e in await outbox.cancellations(5)]
         relay = outbox.relay(batch_size=10, sweep_batch_size=20, sweep_seconds=0.2)
         await asyncio.sleep(0.5)  # older than the sweep's grace
@@ -360,8 +364,7 @@ async def test_sweeps_whose_every_event_no_queue_takes_come_less_and_less_often(
 ) -> None:
     # Only submissions are pending and nothing takes them: each sweep reads and republishes all of them, in vain.
     async with an_outbox(servers, mongo, probe_binding="job_request.cancelled") as outbox:
-        for _ in range(10):
-            await outbox.stream.append(replace(a_request(), id=unique("jr")), correlation_id="c")
+        await outbox.submissions(10)
         relay = outbox.relay(batch_size=10, sweep_batch_size=20, sweep_seconds=0.1)
         await asyncio.sleep(0.3)  # older than the sweep's grace
         before = _unconfirmed()

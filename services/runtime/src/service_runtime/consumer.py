@@ -14,7 +14,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
-from booking_contracts import CloudEvent, JobRequestEvent, UnknownEventType, data_model_for
+from booking_contracts import EVENTS, CloudEvent, JobRequestEvent, UnknownEventType, data_model_for
 from booking_contracts.envelope import published_versions, version_of
 from service_runtime.amqp import ConfirmedPublisher, ConsumerTopology, declare_consumer_topology
 from service_runtime.errors import PermanentError, Unavailable
@@ -93,7 +93,7 @@ def decode_event(body: bytes) -> CloudEvent[Any]:
         # A breaking change is published side by side, its twins sharing the id: a version this reader does not know
         # is skipped when the event names a twin in one it does (the twin brings the change); else it is parked.
         own, listed = version_of(raw["dataschema"]), published_versions(raw)
-        twins = sorted(v for v in listed - {own} if _knows(raw["type"], v)) if own in listed else []
+        twins = sorted(v for v in listed - {own} if (raw["type"], v) in EVENTS) if own in listed else []
         if twins:
             raise Skipped("other_version", f"{exc}; read as its v{twins[-1]} twin") from None
         raise Rejected("unknown_event", str(exc)) from None
@@ -101,14 +101,6 @@ def decode_event(body: bytes) -> CloudEvent[Any]:
         return CloudEvent[model].model_validate(raw)  # type: ignore[valid-type]
     except ValidationError as exc:
         raise Rejected("invalid_schema", _short(exc)) from None
-
-
-def _knows(event_type: str, version: int) -> bool:
-    try:
-        data_model_for(event_type, version)
-    except UnknownEventType:
-        return False
-    return True
 
 
 def _short(exc: ValidationError) -> str:
