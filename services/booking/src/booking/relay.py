@@ -216,7 +216,8 @@ class OutboxRelay:
         When every event it read was returned unroutable (no queue bound for their types: a deployment mistake that
         waiting does not mend), each sweep in a row waits twice as long, up to UNROUTABLE_BACKOFF_MAX_SECONDS: every
         such sweep reads and republishes the whole backlog. A broker that is down or refusing keeps the short wait,
-        so that the backlog goes out soon after it is back. A database failure does not give the slot up: every
+        so that the backlog goes out soon after it is back, and a handed-over publish that fails so ends the backoff
+        (an outage during it). A database failure does not give the slot up: every
         replica shares the database, none would do better.
         """
         if self._held_slot is None:
@@ -232,6 +233,12 @@ class OutboxRelay:
         except Exception as exc:  # noqa: BLE001 - the database may be what failed; the slot then runs out by itself
             log.warning("relay.release_sweep_failed", error=repr(exc))
 
+    def _end_unroutable_backoff(self) -> None:
+        """The broker failed a publish (down, refusing, not confirming): what it leaves pending is for the sweep, which
+        must come soon after the broker is back, not at the end of a long wait for a missing binding."""
+        self._unroutable_sweeps = 0
+        self._yielded_until = min(self._yielded_until, time.monotonic() + 3 * self._sweep_seconds)
+
     async def _publish_handed_over(self) -> None:
         """Publish every event handed over, and write the marks that are due."""
         while self._ready:
@@ -242,7 +249,9 @@ class OutboxRelay:
     async def publish_ready(self) -> int:
         """Publish (up to a batch of) the events handed over; return how many the broker confirmed."""
         docs, self._ready = self._ready[: self._batch_size], self._ready[self._batch_size :]
-        done, _ = await self._publish_each(docs)
+        done, failed = await self._publish_each(docs)
+        if failed:
+            self._end_unroutable_backoff()
         if done and not self._confirmed:
             self._marks_due = time.monotonic() + self._mark_seconds
         self._confirmed += done

@@ -405,3 +405,35 @@ async def test_the_unroutable_backoff_stays_at_its_cap_however_long_the_binding_
     await relay._give_up_sweep(unroutable=True)
     assert 59 <= relay._yielded_until - time.monotonic() <= 60
     assert relay._held_slot is None  # and it gave the slot back
+
+
+async def test_a_broker_outage_ends_the_unroutable_backoff_so_the_events_it_leaves_go_out_once_it_is_back(
+    outbox: Outbox,
+) -> None:
+    relay = outbox.relay(sweep_seconds=0.2)
+    assert await relay.holds_sweep()
+    relay._unroutable_sweeps = 10
+    await relay._give_up_sweep(unroutable=True)  # a binding was missing for a while: the next sweep in 60 s
+    original = outbox.publisher.publish_each
+    broker_down = True
+    failed = asyncio.Event()
+
+    async def publish_each(exchange: str, messages: Any, **kwargs: Any) -> list[Outcome]:
+        if broker_down:
+            failed.set()
+            return [Outcome.FAILED] * len(messages)
+        return await original(exchange, messages, **kwargs)
+
+    outbox.publisher.publish_each = publish_each  # type: ignore[method-assign]
+    task = await _running(relay)
+    try:
+        [event] = await outbox.cancellations(1)
+        relay.wake(event)  # its publish fails: the event stays pending, for the sweep
+        await asyncio.wait_for(failed.wait(), timeout=5)
+        broker_down = False
+        # The sweep takes it within its grace and the short wait (~1 s), not after the backoff's 60 s.
+        await eventually(lambda: _received(outbox, 1), timeout=10)
+        await eventually(lambda: _none_pending(outbox), timeout=5)
+    finally:
+        await _stop(task)
+    assert outbox.received == [event["_id"]]
