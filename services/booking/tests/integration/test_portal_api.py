@@ -226,6 +226,20 @@ async def test_a_bad_cancel_body_is_422_with_a_code_and_changes_nothing(
     assert still.json()["status"] == "requested"
 
 
+async def test_an_overlong_reason_or_note_is_refused_in_characters_the_client_can_count(booking_portal: Any) -> None:
+    created = await submit(booking_portal)
+    headers = booking_portal.client(booking_portal.ann)
+    response = await booking_portal.http.post(
+        f"/v1/portal/job-requests/{created['id']}/cancel", headers=headers, json={"reason": "x" * 501}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "reason", "message": "String should have at most 500 characters"}]
+    exactly = await booking_portal.http.post(
+        f"/v1/portal/job-requests/{created['id']}/cancel", headers=headers, json={"reason": "x" * 500}
+    )
+    assert exactly.status_code == 200 and exactly.json()["cancel_reason"] == "x" * 500
+
+
 async def test_bad_submissions_are_refused_with_a_code(booking_portal: Any) -> None:
     headers = booking_portal.client(booking_portal.ann)
     base = {

@@ -6,7 +6,7 @@ import re
 from datetime import date, datetime, time
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from booking.domain import JobRequest, Pet, Service
 
@@ -24,9 +24,12 @@ def _printable(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_printable)]
-"""Text from people (and ids they send): stored, emailed and shown, so no control characters (PostgreSQL refuses
-NUL)."""
+# Text from people (and ids they send): stored, emailed and shown, so no control characters (PostgreSQL refuses
+# NUL). The length goes before that check, on the string itself: after it, pydantic words a too-long string as
+# "at most 500 items after validation".
+Id = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_printable)]
+Notes = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_printable)]
+Reason = Annotated[str, StringConstraints(max_length=500), AfterValidator(_printable)]
 
 
 class ServiceOut(BaseModel):
@@ -102,11 +105,11 @@ class JobRequestOut(BaseModel):
 
 
 class SubmitBody(_Body):
-    service_id: Text = Field(min_length=1, max_length=100)
+    service_id: Id
     date: date
     start_time: time = Field(description="Wall-clock start in the business timezone, HH:MM.")
-    pet_ids: list[Annotated[Text, Field(min_length=1, max_length=100)]] = Field(min_length=1, max_length=10)
-    notes: Text = Field(default="", max_length=1000)
+    pet_ids: list[Id] = Field(min_length=1, max_length=10)
+    notes: Notes = ""
 
     @field_validator("pet_ids")
     @classmethod
@@ -124,7 +127,7 @@ class SubmitBody(_Body):
 
 
 class CancelBody(_Body):
-    reason: Text | None = Field(default=None, max_length=500)
+    reason: Reason | None = None
 
 
 class ScheduleEntry(BaseModel):
