@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import psutil
 
@@ -41,6 +43,14 @@ def snapshot(services: dict[int, str]) -> Snapshot:
     return out
 
 
+def spent_between(before: Snapshot, after: Snapshot) -> dict[str, float]:
+    """CPU seconds per part from one snapshot to a later one (a process that started between counts from zero)."""
+    spent: dict[str, float] = {}
+    for key, (part, total) in after.items():
+        spent[part] = spent.get(part, 0.0) + total - before.get(key, (part, 0.0))[1]
+    return spent
+
+
 async def cpu_per_cancellation(rate: float, seconds: float, services: dict[int, str]) -> dict[str, float]:
     """Milliseconds of CPU per offered cancellation, per part and in total, over the middle of a step.
 
@@ -52,9 +62,33 @@ async def cpu_per_cancellation(rate: float, seconds: float, services: dict[int, 
     before, start = await asyncio.to_thread(snapshot, services), time.monotonic()
     await asyncio.sleep(0.6 * seconds)
     after, end = await asyncio.to_thread(snapshot, services), time.monotonic()
-    spent: dict[str, float] = {}
-    for key, (part, total) in after.items():
-        spent[part] = spent.get(part, 0.0) + total - before.get(key, (part, 0.0))[1]
+    spent = spent_between(before, after)
     cancellations = rate * (end - start)
     per = {part: round(s * 1000 / cancellations, 2) for part, s in sorted(spent.items(), key=lambda kv: -kv[1])}
     return {"total": round(sum(per.values()), 2), **per}
+
+
+class Spent:
+    """CPU seconds each part spent inside a `cpu_spent()` block (filled in when the block ends)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def ms_per(self, operations: int) -> dict[str, float]:
+        """Milliseconds of CPU per operation, per part and in total (this process counted as "client")."""
+        per = {
+            ("client" if part == "load generator" else part): round(s * 1000 / operations, 3)
+            for part, s in sorted(self.seconds.items(), key=lambda kv: -kv[1])
+            if s > 0
+        }
+        return {"total": round(sum(per.values()), 3), **per}
+
+
+@asynccontextmanager
+async def cpu_spent(services: dict[int, str] | None = None) -> AsyncIterator[Spent]:
+    """The CPU time of every process of the stack (servers, `services` by pid, this process) while the block runs."""
+    spent = Spent()
+    before = await asyncio.to_thread(snapshot, services or {})
+    yield spent
+    after = await asyncio.to_thread(snapshot, services or {})
+    spent.seconds = spent_between(before, after)

@@ -129,30 +129,40 @@ def start_slow_smtp(servers: Servers, reply_delay_ms: float) -> tuple[subprocess
 
 def start_sync_app(run: Run, tuning: Tuning) -> tuple[subprocess.Popen[bytes], str]:
     """The synchronous comparison endpoint (bench/sync_app.py) under uvicorn, as its own process."""
-    port = free_port()
     env = {
-        **os.environ,
         "MONGODB_URL": run.servers.mongodb_url,
         "BENCH_SYNC_DATABASE": run.db("sync"),
         "SMTP_HOST": run.servers.smtp_host,
         "SMTP_PORT": str(run.servers.smtp_port),
         "SMTP_CONNECTIONS": str(tuning.smtp_connections),
     }
-    log = (run.log_dir() / "sync.log").open("ab")
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "bench.sync_app:create_app", "--port", str(port)]
-    proc = subprocess.Popen([*cmd, "--log-level", "warning", "--no-access-log"], env=env, stdout=log, stderr=log)
+    return start_uvicorn_app("bench.sync_app:create_app", run.log_dir() / "sync.log", env)
+
+
+def start_uvicorn_app(
+    factory: str, log_path: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """An app of bench/ under uvicorn (as the services run: httptools, uvloop), as its own process, once it answers
+    its `/healthz`; the process and its base URL."""
+    port = free_port()
+    log = log_path.open("ab")
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", factory, "--port", str(port)]
+    proc = subprocess.Popen(
+        [*cmd, "--log-level", "warning", "--no-access-log"], env={**os.environ, **(env or {})}, stdout=log, stderr=log
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError("sync app exited at start (see sync.log)")
+            raise RuntimeError(f"{factory} exited at start (see {log_path})")
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                 return proc, url
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise RuntimeError("sync app not ready")
+    proc.terminate()
+    raise RuntimeError(f"{factory} not ready")
 
 
 @dataclass(frozen=True)
