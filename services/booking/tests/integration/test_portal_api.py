@@ -226,7 +226,21 @@ async def test_a_bad_cancel_body_is_422_with_a_code_and_changes_nothing(
     assert still.json()["status"] == "requested"
 
 
-async def test_an_overlong_reason_or_note_is_refused_in_characters_the_client_can_count(booking_portal: Any) -> None:
+async def test_an_overlong_or_blank_pet_id_is_refused_in_characters_the_client_can_count(booking_portal: Any) -> None:
+    headers = booking_portal.client(booking_portal.ann)
+    base = {"service_id": booking_portal.service_id, "date": NEXT_WEEK, "start_time": "09:00"}
+    for pet_id, message in (
+        ("x" * 101, "String should have at most 100 characters"),
+        ("   ", "String should have at least 1 character"),
+    ):
+        response = await booking_portal.http.post(
+            "/v1/portal/job-requests", headers=headers, json={**base, "pet_ids": [pet_id]}
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"] == [{"field": "pet_ids.0", "message": message}]
+
+
+async def test_an_overlong_reason_is_refused_in_characters_the_client_can_count(booking_portal: Any) -> None:
     created = await submit(booking_portal)
     headers = booking_portal.client(booking_portal.ann)
     response = await booking_portal.http.post(

@@ -430,6 +430,7 @@ async def test_a_broker_outage_ends_the_unroutable_backoff_so_the_events_it_leav
         [event] = await outbox.cancellations(1)
         relay.wake(event)  # its publish fails: the event stays pending, for the sweep
         await asyncio.wait_for(failed.wait(), timeout=5)
+        assert relay._unroutable_sweeps == 0  # a later missing binding backs off from the start again
         broker_down = False
         # The sweep takes it within its grace and the short wait (~1 s), not after the backoff's 60 s.
         await eventually(lambda: _received(outbox, 1), timeout=10)

@@ -25,8 +25,9 @@ def _printable(value: str) -> str:
 
 
 # Text from people (and ids they send): stored, emailed and shown, so no control characters (PostgreSQL refuses
-# NUL). The length goes before that check, on the string itself: after it, pydantic words a too-long string as
-# "at most 500 items after validation".
+# NUL). The length goes before that check, on the string itself: after it, pydantic words a too-long or empty
+# string as "at most 500 items after validation" / "at least 1 item after validation" (the optional reason and the
+# pet ids were so worded).
 Id = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_printable)]
 Notes = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_printable)]
 Reason = Annotated[str, StringConstraints(max_length=500), AfterValidator(_printable)]
