@@ -74,12 +74,14 @@ class Spent:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
 
-    def ms_per(self, operations: int) -> dict[str, float]:
-        """Milliseconds of CPU per operation, per part and in total (this process counted as "client")."""
+    def ms_per(self, operations: int, *, parts: tuple[str, ...]) -> dict[str, float]:
+        """Milliseconds of CPU per operation of the measured `parts` (server processes) and of this process (the
+        client), each and in total. What other processes of the stack did meanwhile (a database's background
+        work, an idle broker's ticks) is not the operation's: not counted."""
+        measured = {"client" if part == "load generator" else part: s for part, s in self.seconds.items()}
         per = {
-            ("client" if part == "load generator" else part): round(s * 1000 / operations, 3)
-            for part, s in sorted(self.seconds.items(), key=lambda kv: -kv[1])
-            if s > 0
+            part: round(measured.get(part, 0.0) * 1000 / operations, 3)
+            for part in sorted((*parts, "client"), key=lambda part: -measured.get(part, 0.0))
         }
         return {"total": round(sum(per.values()), 3), **per}
 

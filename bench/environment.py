@@ -145,11 +145,14 @@ def start_uvicorn_app(
     """An app of bench/ under uvicorn (as the services run: httptools, uvloop), as its own process, once it answers
     its `/healthz`; the process and its base URL."""
     port = free_port()
-    log = log_path.open("ab")
     cmd = [sys.executable, "-m", "uvicorn", "--factory", factory, "--port", str(port)]
-    proc = subprocess.Popen(
-        [*cmd, "--log-level", "warning", "--no-access-log"], env={**os.environ, **(env or {})}, stdout=log, stderr=log
-    )
+    with log_path.open("ab") as log:  # the child keeps its own copy of the file
+        proc = subprocess.Popen(
+            [*cmd, "--log-level", "warning", "--no-access-log"],
+            env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=log,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
