@@ -15,6 +15,7 @@ from email.policy import default
 from email.utils import formatdate
 
 import aiosmtplib
+import idna
 
 from booking_contracts import CloudEvent, JobRequestCancelled
 from service_runtime.errors import PermanentError, TransientError
@@ -87,7 +88,7 @@ def _cancellation_email(event: CloudEvent[JobRequestCancelled], *, sender: str) 
     msg = EmailMessage(policy=POLICY)
     msg["Subject"] = f"Job request cancelled: {data.service.name} on {when}"
     msg["From"] = _header("From", sender)
-    msg["To"] = _address(data.client.email, display_name=data.client.name)
+    msg["To"] = _address(data.client.email, role="the client's email", display_name=data.client.name)
     msg["Cc"] = _header("Cc", data.business.admin_email)
     msg["Reply-To"] = _header("Reply-To", data.business.admin_email)
     msg["Date"] = formatdate(data.cancelled_at.timestamp(), usegmt=True)
@@ -105,21 +106,34 @@ def _header(name: str, value: str) -> BaseHeader:
     headers was a third of building an email; headers are immutable, so messages share one, and a message takes a
     header object of its own name as it is."""
     # header_store_parse is what `msg[name] = value` runs: it refuses a line break in a string value (MAIL_FROM).
-    _, header = POLICY.header_store_parse(name, value if name == "From" else _address(value))
+    _, header = POLICY.header_store_parse(name, value if name == "From" else _address(value, role="the admin inbox"))
     return header  # type: ignore[no-any-return]
 
 
-def _address(addr_spec: str, *, display_name: str = "") -> Address:
+def _address(addr_spec: str, *, role: str, display_name: str = "") -> Address:
     """One mailbox, or ValueError: what `Address(addr_spec=...)` checks, except that a non-ASCII local part (josé@…)
-    is fine (it goes out with SMTPUTF8, as the server allows) where that constructor refuses it."""
+    is fine (it goes out with SMTPUTF8, as the server allows) where that constructor refuses it.
+
+    A domain in Unicode (hundesalon-münchen.de) is written in its ASCII form (xn--…; IDNA 2008 with the UTS 46
+    mapping, as browsers and mail clients do), in the header and the envelope: every SMTP server takes that, where
+    the Unicode form needs SMTPUTF8, which many providers do not offer.
+
+    The error names the address by its `role`, never in clear: it goes into logs and dead-letter headers.
+    """
     spec, rest = get_addr_spec(addr_spec)  # the parser Address itself uses
     defects = [d for d in spec.all_defects if not isinstance(d, NonASCIILocalPartDefect)]
     if rest or defects or not spec.domain or not spec.local_part:
-        raise ValueError(f"not one well-formed address: {addr_spec!r}")
+        raise ValueError(f"{role} is not one well-formed address")
     address = Address(display_name=display_name, username=spec.local_part, domain=spec.domain)
     if address.addr_spec != addr_spec:  # the parser dropped something (a comment, a space in the domain...)
-        raise ValueError(f"not one well-formed address: {addr_spec!r}")
-    return address
+        raise ValueError(f"{role} is not one well-formed address")
+    if spec.domain.isascii():
+        return address
+    try:
+        domain = idna.encode(spec.domain, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValueError(f"{role} has an internationalized domain that is not valid") from exc
+    return Address(display_name=display_name, username=spec.local_part, domain=domain)
 
 
 class SmtpMailer:

@@ -16,9 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from pymongo.errors import PyMongoError
 
-from notifier.emails import SmtpConnection, SmtpMailer
+from notifier.emails import SmtpConnection, SmtpMailer, cancellation_email
 from notifier.handlers import on_job_request_cancelled
 from notifier.store import Notices, SentEmails
 from service_runtime.errors import PermanentError, TransientError, Unavailable
@@ -68,6 +70,30 @@ def strict_smtp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         process.wait(timeout=10)
 
 
+class _Received:
+    """aiosmtpd's handler: keeps each accepted message's envelope."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        self.envelopes.append((str(envelope.mail_from), list(envelope.rcpt_tos), content))
+        return "250 OK"
+
+
+@pytest.fixture
+def ascii_only_smtp() -> Iterator[tuple[int, _Received]]:
+    """A real SMTP server (aiosmtpd) that does not offer SMTPUTF8, as many providers do not."""
+    received = _Received()
+    controller = Controller(received, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=False)
+    controller.start()
+    try:
+        yield controller.port, received
+    finally:
+        controller.stop()
+
+
 def _listening(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -106,6 +132,25 @@ async def test_every_recipient_refused_for_good_makes_the_email_permanently_unse
     assert "ann@unknown.example" not in str(refused.value)  # it goes into logs and the DLQ header
     await mailer.send(a_message("ann@ok.example"))  # the connection pool is still good after a refusal
     await mailer.close()
+
+
+async def test_a_client_at_a_unicode_domain_gets_the_email_from_a_server_without_smtputf8(
+    ascii_only_smtp: tuple[int, _Received],
+) -> None:
+    port, received = ascii_only_smtp
+    event = cancelled_event(
+        client={"id": "c1", "name": "Anna Müller", "email": "anna@hundesalon-münchen.example"},
+        business={"id": "b1", "name": "Pfoten", "admin_email": "buero@tierbetreuung-köln.example", "timezone": "UTC"},
+    )
+    mailer = SmtpMailer(host="127.0.0.1", port=port, timeout=5)
+    await mailer.send(cancellation_email(event, sender="Bookings <no-reply@booking.example>"))
+    await mailer.close()
+    [(sender, recipients, content)] = received.envelopes
+    assert sender == "no-reply@booking.example"
+    assert recipients == ["anna@xn--hundesalon-mnchen-e3b.example", "buero@xn--tierbetreuung-kln-e0b.example"]
+    headers = content.split(b"\r\n\r\n", 1)[0]
+    assert headers.isascii()  # the names as encoded words (the body may be 8-bit: the server offers 8BITMIME)
+    assert b"To: Anna =?utf-8?q?M=C3=BCller?= <anna@xn--hundesalon-mnchen-e3b.example>" in headers, headers.decode()
 
 
 async def test_a_send_the_server_does_not_answer_in_time_is_transient_and_frees_its_connection(

@@ -79,12 +79,15 @@ def test_a_client_name_that_looks_like_an_address_list_adds_no_recipient() -> No
         ("Ann", "a@evil.example\u00a0.victim.example"),
         ("Ann", "a(comment)@client.example"),
         ("Ann", '""@client.example'),
+        ("Ann", "anna@münchen-.example"),  # a label may not end with a hyphen (IDNA)
     ],
 )
 def test_a_name_or_address_that_cannot_make_a_well_formed_email_is_unsendable(name: str, email: str) -> None:
     event = cancelled_event(client={"id": "c1", "name": name, "email": email})
-    with pytest.raises(UnsendableEmail):
+    with pytest.raises(UnsendableEmail) as refused:
         cancellation_email(event, sender="x@y.example")
+    # The reason goes into logs and the dead-letter header: it names the address, it does not quote it.
+    assert "@" not in str(refused.value), str(refused.value)
 
 
 def _business(admin_email: str) -> dict[str, str]:
@@ -115,6 +118,18 @@ def test_an_address_with_a_non_ascii_local_part_is_written_as_it_is() -> None:
     event = cancelled_event(client={"id": "c1", "name": "José", "email": "josé@client.example"})
     mail = cancellation_email(event, sender="x@y.example")
     assert [a.addr_spec for a in mail["To"].addresses] == ["josé@client.example"]
+
+
+def test_a_unicode_domain_is_written_in_its_ascii_form_for_the_client_and_the_admin_inbox() -> None:
+    event = cancelled_event(
+        client={"id": "c1", "name": "Anna", "email": "anna@hundesalon-münchen.example"},
+        business=_business("büro@straße.example"),
+    )
+    mail = cancellation_email(event, sender="x@y.example")
+    assert [a.addr_spec for a in mail["To"].addresses] == ["anna@xn--hundesalon-mnchen-e3b.example"]
+    # A non-ASCII local part stays as it is (it needs SMTPUTF8 whatever is done); only the domain has an ASCII form.
+    assert [a.addr_spec for a in mail["Cc"].addresses] == ["büro@xn--strae-oqa.example"]
+    assert [a.addr_spec for a in mail["Reply-To"].addresses] == ["büro@xn--strae-oqa.example"]
 
 
 def test_error_texts_name_no_email_address_in_clear() -> None:
