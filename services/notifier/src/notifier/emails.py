@@ -184,13 +184,23 @@ class SmtpMailer:
 
     async def _transaction(self, message: EmailMessage) -> None:
         smtp = self._idle.get_nowait() if not self._idle.empty() else None
+        sending = False
         try:
             if smtp is None or not smtp.is_connected:
                 smtp = aiosmtplib.SMTP(**self._options)  # type: ignore[arg-type]
                 await smtp.connect()
+            sending = True
             # Refused recipients among accepted ones do not make a retry right: the message went out once.
             await smtp.send_message(message)
         except (aiosmtplib.SMTPException, OSError) as exc:
+            if sending and isinstance(exc, aiosmtplib.SMTPNotSupported) and smtp is not None:
+                # aiosmtplib raises it while sending for one reason only, before the transaction's first command:
+                # the server does not offer SMTPUTF8, which an address with a non-ASCII local part (josé@…) needs.
+                # This server will never take this email; the connection is still good.
+                self._idle.put_nowait(smtp)
+                raise PermanentError(
+                    "the SMTP server does not offer SMTPUTF8, which an address with a non-ASCII local part needs"
+                ) from exc
             await _drop(smtp, politely=isinstance(exc, aiosmtplib.SMTPResponseException))
             raise _verdict(exc) from exc
         except BaseException:  # cancelled (the deadline, a shutdown): the session is in an unknown state

@@ -153,6 +153,19 @@ async def test_a_client_at_a_unicode_domain_gets_the_email_from_a_server_without
     assert b"To: Anna =?utf-8?q?M=C3=BCller?= <anna@xn--hundesalon-mnchen-e3b.example>" in headers, headers.decode()
 
 
+async def test_a_non_ascii_local_part_that_the_server_cannot_take_is_permanent_and_the_connection_stays_good(
+    ascii_only_smtp: tuple[int, _Received],
+) -> None:
+    port, received = ascii_only_smtp
+    mailer = SmtpMailer(host="127.0.0.1", port=port, timeout=5, connections=1)
+    with pytest.raises(PermanentError, match="SMTPUTF8") as refused:
+        await mailer.send(a_message("josé@client.example"))  # no ASCII form exists for a local part
+    assert "josé" not in str(refused.value)
+    await mailer.send(a_message("ann@client.example"))
+    await mailer.close()
+    assert [recipients for _, recipients, _ in received.envelopes] == [["ann@client.example"]]
+
+
 async def test_a_send_the_server_does_not_answer_in_time_is_transient_and_frees_its_connection(
     servers: Servers, mailpit: Mailpit
 ) -> None:
