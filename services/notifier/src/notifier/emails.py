@@ -57,7 +57,8 @@ def cancellation_email(event: CloudEvent[JobRequestCancelled], *, sender: str) -
     try:
         return _cancellation_email(event, sender=sender)
     except (ValueError, MessageError) as exc:  # the email package's verdicts on names, addresses and headers
-        raise UnsendableEmail(f"cannot write the cancellation email: {exc}") from exc
+        # Scrubbed too, in case a verdict of the email package quotes an address: this goes into logs and the DLQ.
+        raise UnsendableEmail(_scrubbed(f"cannot write the cancellation email: {exc}")) from exc
 
 
 def _cancellation_email(event: CloudEvent[JobRequestCancelled], *, sender: str) -> EmailMessage:
@@ -116,24 +117,38 @@ def _address(addr_spec: str, *, role: str, display_name: str = "") -> Address:
 
     A domain in Unicode (hundesalon-münchen.de) is written in its ASCII form (xn--…; IDNA 2008 with the UTS 46
     mapping, as browsers and mail clients do), in the header and the envelope: every SMTP server takes that, where
-    the Unicode form needs SMTPUTF8, which many providers do not offer.
+    the Unicode form needs SMTPUTF8, which many providers do not offer. The ASCII form is checked again as an
+    address (the mapping may turn an ideographic full stop into a trailing dot, say).
 
     The error names the address by its `role`, never in clear: it goes into logs and dead-letter headers.
     """
-    spec, rest = get_addr_spec(addr_spec)  # the parser Address itself uses
-    defects = [d for d in spec.all_defects if not isinstance(d, NonASCIILocalPartDefect)]
-    if rest or defects or not spec.domain or not spec.local_part:
+    address = _mailbox(addr_spec, display_name)
+    if address is None:
         raise ValueError(f"{role} is not one well-formed address")
-    address = Address(display_name=display_name, username=spec.local_part, domain=spec.domain)
-    if address.addr_spec != addr_spec:  # the parser dropped something (a comment, a space in the domain...)
-        raise ValueError(f"{role} is not one well-formed address")
-    if spec.domain.isascii():
+    if address.domain.isascii():
         return address
     try:
-        domain = idna.encode(spec.domain, uts46=True).decode("ascii")
+        domain = idna.encode(address.domain, uts46=True).decode("ascii")
     except idna.IDNAError as exc:
         raise ValueError(f"{role} has an internationalized domain that is not valid") from exc
-    return Address(display_name=display_name, username=spec.local_part, domain=domain)
+    ascii_address = _mailbox(Address(username=address.username, domain=domain).addr_spec, display_name)
+    if ascii_address is None:
+        raise ValueError(f"{role} has an internationalized domain that is not valid")
+    return ascii_address
+
+
+def _mailbox(addr_spec: str, display_name: str) -> Address | None:
+    """The one mailbox `addr_spec` is, exactly as written, or None."""
+    try:
+        spec, rest = get_addr_spec(addr_spec)  # the parser Address itself uses
+        defects = [d for d in spec.all_defects if not isinstance(d, NonASCIILocalPartDefect)]
+    except (MessageError, IndexError, AttributeError):  # its own failures on some inputs ("", "a@", "a@[1", "<a@b>")
+        return None
+    if rest or defects or not spec.domain or not spec.local_part:
+        return None
+    address = Address(display_name=display_name, username=spec.local_part, domain=spec.domain)
+    # Not as written when the parser dropped something (a comment, a space in the domain...).
+    return address if address.addr_spec == addr_spec else None
 
 
 class SmtpMailer:
@@ -196,8 +211,14 @@ class SmtpMailer:
             if sending and isinstance(exc, aiosmtplib.SMTPNotSupported) and smtp is not None:
                 # aiosmtplib raises it while sending for one reason only, before the transaction's first command:
                 # the server does not offer SMTPUTF8, which an address with a non-ASCII local part (josé@…) needs.
-                # This server will never take this email; the connection is still good.
+                # The connection is still good.
                 self._idle.put_nowait(smtp)
+                if not _ascii_sender(message):  # our MAIL_FROM: a setting to fix, after which the retry goes out
+                    raise TransientError(
+                        "the configured sender (MAIL_FROM) is not all ASCII and the SMTP server does not offer "
+                        "SMTPUTF8 (write its domain in its xn-- form)"
+                    ) from exc
+                # A client's or admin inbox's address: this server will never take this email.
                 raise PermanentError(
                     "the SMTP server does not offer SMTPUTF8, which an address with a non-ASCII local part needs"
                 ) from exc
@@ -240,6 +261,11 @@ class SmtpConnection:
             raise TransientError(f"SMTP did not accept the message within {within} s") from exc
         if on_accepted is not None:
             await on_accepted()  # no deadline here: what the server accepted must be recorded
+
+
+def _ascii_sender(message: EmailMessage) -> bool:
+    sender = message["From"]
+    return all(address.addr_spec.isascii() for address in getattr(sender, "addresses", ()))
 
 
 # Replies about the server or our settings, whatever the command: a retry may succeed once it is fixed.

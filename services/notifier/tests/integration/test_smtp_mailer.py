@@ -161,9 +161,23 @@ async def test_a_non_ascii_local_part_that_the_server_cannot_take_is_permanent_a
     with pytest.raises(PermanentError, match="SMTPUTF8") as refused:
         await mailer.send(a_message("josé@client.example"))  # no ASCII form exists for a local part
     assert "josé" not in str(refused.value)
+    assert mailer._idle.qsize() == 1  # the connection went back to the pool, not dropped
     await mailer.send(a_message("ann@client.example"))
     await mailer.close()
     assert [recipients for _, recipients, _ in received.envelopes] == [["ann@client.example"]]
+
+
+async def test_a_non_ascii_sender_the_server_cannot_take_is_a_setting_to_fix_so_the_email_retries(
+    ascii_only_smtp: tuple[int, _Received],
+) -> None:
+    port, received = ascii_only_smtp
+    mailer = SmtpMailer(host="127.0.0.1", port=port, timeout=5, connections=1)
+    message = a_message("ann@client.example")
+    message.replace_header("From", "Bookings <büro@booking.example>")
+    with pytest.raises(TransientError, match="MAIL_FROM"):
+        await mailer.send(message)
+    await mailer.close()
+    assert received.envelopes == []
 
 
 async def test_a_send_the_server_does_not_answer_in_time_is_transient_and_frees_its_connection(
