@@ -245,7 +245,10 @@ class GroupWriter:
             elif error.get("code") == DUPLICATE_KEY:
                 answer.set_result(False)
             else:
-                answer.set_exception(WriteError(error.get("errmsg", "write error"), error.get("code"), error))
+                # Not PyMongo's whole entry: it carries the document itself (`op`), names and emails included, and
+                # the error's text (in logs and dead-letter headers) would quote it.
+                details = {k: error[k] for k in ("index", "code", "codeName", "errmsg") if k in error}
+                answer.set_exception(WriteError(error.get("errmsg", "write error"), error.get("code"), details))
 
     async def _one_by_one(self, batch: list[tuple[WriteOperation, asyncio.Future[bool]]], error: Exception) -> None:
         """Send each write of a batch the server refused as a whole alone; an insert the batch had already stored

@@ -42,12 +42,13 @@ async def test_concurrent_inserts_go_out_together_and_each_caller_gets_its_own_a
 async def test_a_rejection_other_than_a_duplicate_fails_only_its_own_caller(collection: Any) -> None:
     inserter = GroupWriter(collection)
     good = {"_id": "good", "key": "a"}
-    bad = {"_id": ["an array is no id"], "key": "b"}
+    bad = {"_id": ["an array is no id"], "key": "b", "email": "ann.secret@client.example"}
 
     answers = await asyncio.gather(inserter.insert(good), inserter.insert(bad), return_exceptions=True)
 
     assert answers[0] is True
     assert isinstance(answers[1], WriteError)
+    assert "secret" not in repr(answers[1])  # its text goes into logs and DLQ headers: never the document
     assert await collection.find_one({"_id": "good"}) is not None
 
 

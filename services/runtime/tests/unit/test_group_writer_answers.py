@@ -54,6 +54,23 @@ async def test_duplicates_and_rejections_are_answered_per_write() -> None:
         raise answers[2]  # type: ignore[misc]
 
 
+async def test_a_rejected_write_s_error_does_not_quote_its_document() -> None:
+    # PyMongo puts the document into each write error's entry (`op`); the error's text goes into logs and DLQ headers.
+    report = {
+        "writeErrors": [
+            {"index": 0, "code": 2, "errmsg": "bad value", "op": {"_id": 0, "email": "ann.secret@client.example"}},
+        ],
+        "writeConcernErrors": [],
+        "nInserted": 0,
+    }
+    writer = GroupWriter(_Reports(report), in_flight=1)  # type: ignore[arg-type]
+
+    [answer] = await asyncio.gather(writer.insert({"_id": 0}), return_exceptions=True)
+
+    assert isinstance(answer, Exception) and "bad value" in str(answer)
+    assert "secret" not in str(answer) and "secret" not in repr(answer), repr(answer)
+
+
 class _RefusesBatchesThenLosesTheServer:
     """A batch of several is refused as a whole (as FerretDB v1 does for a value it cannot store); each write alone
     then comes back as a duplicate, and the lookup that would tell whose it is finds the server gone."""
