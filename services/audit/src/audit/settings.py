@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from service_runtime.settings import ServiceSettings
+from service_runtime.settings import RetryDelaysMs, ServiceSettings
 from service_runtime.web import LOCAL_PAGE_ORIGINS, CorsOrigins
 
 
@@ -14,7 +14,7 @@ class Settings(ServiceSettings):
     http_port: int = 8003
     mongodb_database: str = "audit"
     queue: str = "audit.job_request_events"
-    retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)
+    retry_delays_ms: RetryDelaysMs = (1_000, 5_000, 30_000, 120_000)
     write_linger_seconds: float = Field(
         default=0.02,
         ge=0,

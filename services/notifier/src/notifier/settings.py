@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from service_runtime.settings import ServiceSettings
+from service_runtime.settings import RetryDelaysMs, ServiceSettings
 from service_runtime.web import LOCAL_PAGE_ORIGINS, CorsOrigins
 
 
@@ -29,7 +29,7 @@ class Settings(ServiceSettings):
     )
     mail_from: str = "Bookings <no-reply@booking.example>"
     queue: str = "notifier.job_request_events"
-    retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)
+    retry_delays_ms: RetryDelaysMs = (1_000, 5_000, 30_000, 120_000)
     cors_origins: CorsOrigins = LOCAL_PAGE_ORIGINS
     notice_stream_poll_seconds: float = Field(default=1.0, gt=0, le=30)
     notice_stream_lookback_seconds: float = Field(default=10.0, ge=0, le=300)

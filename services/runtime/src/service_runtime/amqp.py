@@ -75,6 +75,10 @@ class ConsumerTopology:
     delivery_limit: int = 20
     exchange: str = EXCHANGE
 
+    def __post_init__(self) -> None:
+        if not self.retry_delays_ms or any(delay <= 0 for delay in self.retry_delays_ms):
+            raise ValueError(f"retry delays must be one or more positive milliseconds, not {self.retry_delays_ms}")
+
     @property
     def dlq(self) -> str:
         """Name of the parking-lot queue."""

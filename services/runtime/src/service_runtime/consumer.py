@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -177,42 +178,54 @@ class EventConsumer:
 
     async def process(self, message: AbstractIncomingMessage) -> None:
         """Run one delivery through the chain and settle it exactly once."""
-        started = time.perf_counter()
-        name = self._topology.queue
         with structlog.contextvars.bound_contextvars(
             correlation_id=message.correlation_id or "",
             event_id=message.message_id or "",
             event_type=message.type or "",
         ):
             try:
-                event = decode_event(message.body)
-                handler = self._subscriptions.get(event.type)
-                if handler is None:
-                    raise Rejected("unsubscribed_event", f"no handler for {event.type}")
-                with structlog.contextvars.bound_contextvars(correlation_id=event.correlation_id):
-                    await handler(event)
-            except Skipped as exc:
-                log.info("consumer.skipped", reason=exc.reason, detail=exc.detail)
-                await message.ack()
-                CONSUMED.labels(name, "skipped", exc.reason).inc()
-            except Rejected as exc:
-                await self._dead_letter(message, exc.reason, exc.detail)
-                CONSUMED.labels(name, "dead_lettered", exc.reason).inc()
-            except PermanentError as exc:
-                await self._dead_letter(message, "permanent_error", str(exc))
-                CONSUMED.labels(name, "dead_lettered", type(exc).__name__).inc()
-            except _NOT_THE_MESSAGES_FAULT as exc:
-                # Our own database is down: wait and try again without using up the message's attempts.
-                await self._defer(message, exc)
-                CONSUMED.labels(name, "deferred", type(exc).__name__).inc()
-            except Exception as exc:  # noqa: BLE001 - anything else is worth a bounded, delayed retry
-                await self._retry(message, exc)
-                CONSUMED.labels(name, "retried", type(exc).__name__).inc()
-            else:
-                await message.ack()
-                CONSUMED.labels(name, "ok", "").inc()
-            finally:
-                PROCESS_SECONDS.labels(name).observe(time.perf_counter() - started)
+                await self._run(message)
+            except Exception as exc:  # noqa: BLE001 - settling failed (a publish or ack that raised): never leave a
+                # delivery unsettled, holding a prefetch slot for good; the broker redelivers it (its delivery limit
+                # parks it if this repeats).
+                log.error("consumer.settle_failed", error=repr(exc))
+                with contextlib.suppress(Exception):
+                    await message.reject(requeue=True)
+                CONSUMED.labels(self._topology.queue, "requeued", type(exc).__name__).inc()
+
+    async def _run(self, message: AbstractIncomingMessage) -> None:
+        """The chain: decode, the handler, and the settlement its outcome calls for."""
+        started = time.perf_counter()
+        name = self._topology.queue
+        try:
+            event = decode_event(message.body)
+            handler = self._subscriptions.get(event.type)
+            if handler is None:
+                raise Rejected("unsubscribed_event", f"no handler for {event.type}")
+            with structlog.contextvars.bound_contextvars(correlation_id=event.correlation_id):
+                await handler(event)
+        except Skipped as exc:
+            log.info("consumer.skipped", reason=exc.reason, detail=exc.detail)
+            await message.ack()
+            CONSUMED.labels(name, "skipped", exc.reason).inc()
+        except Rejected as exc:
+            await self._dead_letter(message, exc.reason, exc.detail)
+            CONSUMED.labels(name, "dead_lettered", exc.reason).inc()
+        except PermanentError as exc:
+            await self._dead_letter(message, "permanent_error", str(exc))
+            CONSUMED.labels(name, "dead_lettered", type(exc).__name__).inc()
+        except _NOT_THE_MESSAGES_FAULT as exc:
+            # Our own database is down: wait and try again without using up the message's attempts.
+            await self._defer(message, exc)
+            CONSUMED.labels(name, "deferred", type(exc).__name__).inc()
+        except Exception as exc:  # noqa: BLE001 - anything else is worth a bounded, delayed retry
+            await self._retry(message, exc)
+            CONSUMED.labels(name, "retried", type(exc).__name__).inc()
+        else:
+            await message.ack()
+            CONSUMED.labels(name, "ok", "").inc()
+        finally:
+            PROCESS_SECONDS.labels(name).observe(time.perf_counter() - started)
 
     async def _retry(self, message: AbstractIncomingMessage, exc: Exception) -> None:
         attempt = _int_header(message, ATTEMPT_HEADER) + 1
@@ -249,8 +262,9 @@ class EventConsumer:
 
 
 def _int_header(message: AbstractIncomingMessage, name: str) -> int:
+    """A count header: anything but a whole number from 0 up (set by whoever published the message) counts as 0."""
     value = (message.headers or {}).get(name, 0)
-    return value if isinstance(value, int) else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def copy_message(message: AbstractIncomingMessage, *, headers: dict[str, Any]) -> aio_pika.Message:

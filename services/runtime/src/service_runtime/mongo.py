@@ -247,7 +247,7 @@ class GroupWriter:
             else:
                 # Not PyMongo's whole entry: it carries the document itself (`op`), names and emails included, and
                 # the error's text (in logs and dead-letter headers) would quote it.
-                details = {k: error[k] for k in ("index", "code", "codeName", "errmsg") if k in error}
+                details: dict[str, Any] = {k: error[k] for k in ("index", "code", "codeName", "errmsg") if k in error}
                 answer.set_exception(WriteError(error.get("errmsg", "write error"), error.get("code"), details))
 
     async def _one_by_one(self, batch: list[tuple[WriteOperation, asyncio.Future[bool]]], error: Exception) -> None:

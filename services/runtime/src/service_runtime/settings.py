@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service_runtime.auth import TokenCodec
 
 LOCAL_SECRET = "local-development-secret-change-me-0123456789"  # noqa: S105 - refused outside local mode
+
+_DelayMs = Annotated[int, Field(gt=0, le=24 * 3600 * 1000)]
+RetryDelaysMs = Annotated[tuple[_DelayMs, ...], Field(min_length=1, max_length=20)]
+"""RETRY_DELAYS_MS of a consuming service (a JSON list): one wait queue per delay, the attempts one more than them."""
 
 
 class ServiceSettings(BaseSettings):
