@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +29,8 @@ from tests.support.catalogue import Business, seed_business
 from tests.support.effects import Effects, count_effects
 from tests.support.ids import unique
 from tests.support.mailpit import Mailpit
+from tests.support.processes import free_port
+from tests.support.proxy import FaultProxy
 from tests.support.servers import Servers
 from tests.support.vhosts import own_vhost
 
@@ -149,3 +156,71 @@ async def stack(servers: Servers, vhost: Vhost) -> AsyncIterator[Stack]:
     s = Stack(servers=servers, vhost=vhost)
     async with s.exits:
         yield s
+
+
+STACK_BIN = Path(os.environ.get("STACK_CACHE", Path.home() / ".cache/petsit-stack")) / "bin"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_PORT = int(os.environ.get("PG_PORT", "55432"))
+
+
+@dataclass
+class FerretDbOverProxy:
+    """A FerretDB of the test's own whose PostgreSQL connections go through a FaultProxy: cut it, and PostgreSQL is
+    down behind a FerretDB that still answers (every command then fails with an OperationFailure)."""
+
+    mongodb_url: str
+    postgresql: FaultProxy
+
+
+@pytest.fixture
+async def ferretdb_over_proxy(tmp_path: Path) -> AsyncIterator[FerretDbOverProxy]:
+    ferretdb, createdb, dropdb = STACK_BIN / "ferretdb", PG_BIN / "createdb", PG_BIN / "dropdb"
+    if not (ferretdb.exists() and createdb.exists()):
+        pytest.skip("needs the local stack's FerretDB and PostgreSQL (deploy/local/stack.sh install)")
+    database = unique("ferretdb_faults").replace("-", "_")
+    pg = ["-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres"]
+    assert await _run(str(createdb), *pg, database) == 0, "createdb failed"
+    proxy = await FaultProxy("127.0.0.1", PG_PORT).start()
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        str(ferretdb),
+        "--handler=postgresql",
+        f"--postgresql-url=postgres://postgres@127.0.0.1:{proxy.port}/{database}?pool_max_conns=20&sslmode=disable",
+        f"--listen-addr=127.0.0.1:{port}",
+        f"--state-dir={tmp_path}",
+        "--debug-addr=-",
+        "--telemetry=disable",
+        "--log-level=error",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not _listening(port):
+            assert time.monotonic() < deadline and process.returncode is None, "FerretDB did not start"
+            await asyncio.sleep(0.05)
+        yield FerretDbOverProxy(f"mongodb://127.0.0.1:{port}/", proxy)
+    finally:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), timeout=10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        await proxy.close()
+        await _run(str(dropdb), *pg, "--force", database)
+
+
+async def _run(*command: str) -> int:
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await process.wait()
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True

@@ -13,7 +13,7 @@ from pymongo import AsyncMongoClient
 
 from service_runtime.amqp import connect_amqp
 from service_runtime.dlq import list_dead_letters
-from tests.faults.conftest import FAST_RETRIES, Stack
+from tests.faults.conftest import FAST_RETRIES, FerretDbOverProxy, Stack
 from tests.support.apps import publish_event
 from tests.support.catalogue import Business, submit_and_cancel
 from tests.support.effects import cancellation_event_ids
@@ -130,6 +130,78 @@ async def test_while_the_database_is_down_consumers_hold_on_report_not_ready_and
         assert dead == dead_before, "a database outage must not use up attempts and park messages"
     finally:
         await proxy.close()
+
+
+async def test_while_postgresql_behind_ferretdb_is_down_nothing_is_parked_the_api_says_503_and_all_catch_up_after(
+    ferretdb_over_proxy: FerretDbOverProxy, stack: Stack, mailpit: Mailpit
+) -> None:
+    # (The FerretDB first: it must outlive the services, which write on their way out.)
+    # FerretDB itself answers, but every command fails (OperationFailure, code 1): not a ConnectionFailure, so
+    # only a failing ping tells it from a bad write.
+    url = ferretdb_over_proxy.mongodb_url
+    on_it = {"mongodb_url": url}
+    business = await stack.start_all(booking=on_it, notifier=on_it, audit=on_it)
+    db = AsyncMongoClient[dict[str, Any]](url)
+    try:
+        booking = stack.http["booking"]
+        submitted = await booking.post(
+            "/v1/portal/job-requests",
+            headers=business.client_headers(),
+            json={
+                "service_id": business.service_id,
+                "date": _days_ahead(6),
+                "start_time": "10:00",
+                "pet_ids": [business.pet_id],
+            },
+        )
+        assert submitted.status_code == 201, submitted.text
+        request_id = submitted.json()["id"]
+        before = {
+            name: await _metric_value(stack, "notifier", f"messaging_{name}_messages_total")
+            for name in ("retried", "dead_lettered", "deferred")
+        }
+
+        ferretdb_over_proxy.postgresql.cut()
+        # An event reaches the consumers while the database is down: they wait with it, attempts kept.
+        event = cancelled_event(
+            client={"id": business.client_id, "name": "Ann", "email": business.client_email},
+            business={"id": business.id, "name": "Happy Paws", "admin_email": business.admin_email, "timezone": "UTC"},
+        )
+        connection = await connect_amqp(stack.vhost.amqp_url, name="test-publisher")
+        try:
+            await publish_event(connection, event.model_dump_json().encode(), routing_key=event.type)
+        finally:
+            await connection.close()
+        cancel = f"/v1/portal/job-requests/{request_id}/cancel"
+        refused = await booking.post(cancel, headers=business.client_headers())
+        assert (refused.status_code, refused.json()["code"]) == (503, "unavailable"), refused.text
+        await eventually(
+            lambda: _metric_above(stack, "notifier", "messaging_deferred_messages_total", before["deferred"] + 1),
+            timeout=20,
+        )
+
+        ferretdb_over_proxy.postgresql.heal()
+        cancelled = await eventually(lambda: _answers(booking, cancel, business, 200), timeout=20)
+        assert cancelled.json()["status"] == "cancelled"
+        [cancel_event] = await cancellation_event_ids(db, f"booking_{stack.run}", [request_id])
+        expected = {str(event.id), cancel_event}
+        effects = await eventually(lambda: stack.complete(db, mailpit, business.admin_email, expected), timeout=40)
+        assert all(effects.emails[e] == effects.notices[e] == effects.logs[e] == 1 for e in expected), effects
+        for name in ("retried", "dead_lettered"):
+            assert await _metric_value(stack, "notifier", f"messaging_{name}_messages_total") == before[name], name
+    finally:
+        await db.close()
+
+
+def _days_ahead(days: int) -> str:
+    from datetime import date, timedelta
+
+    return (date.today() + timedelta(days=days)).isoformat()
+
+
+async def _answers(http: Any, path: str, business: Business, status: int) -> Any:
+    response = await http.post(path, headers=business.client_headers())
+    return response if response.status_code == status else None
 
 
 async def test_the_same_event_published_many_times_at_once_has_one_effect_each(

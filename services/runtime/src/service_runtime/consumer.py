@@ -14,6 +14,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 
 from booking_contracts import EVENTS, CloudEvent, JobRequestEvent, UnknownEventType, data_model_for
 from booking_contracts.envelope import published_versions, version_of
@@ -118,11 +119,13 @@ class EventConsumer:
         topology: ConsumerTopology,
         subscriptions: Mapping[str, Handler],
         publisher: ConfirmedPublisher,
+        database_ok: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._queue = queue
         self._topology = topology
         self._subscriptions = subscriptions
         self._publisher = publisher
+        self._database_ok = database_ok
         self._tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
@@ -219,13 +222,23 @@ class EventConsumer:
             await self._defer(message, exc)
             CONSUMED.labels(name, "deferred", type(exc).__name__).inc()
         except Exception as exc:  # noqa: BLE001 - anything else is worth a bounded, delayed retry
-            await self._retry(message, exc)
-            CONSUMED.labels(name, "retried", type(exc).__name__).inc()
+            if await self._database_down(exc):
+                await self._defer(message, exc)
+                CONSUMED.labels(name, "deferred", type(exc).__name__).inc()
+            else:
+                await self._retry(message, exc)
+                CONSUMED.labels(name, "retried", type(exc).__name__).inc()
         else:
             await message.ack()
             CONSUMED.labels(name, "ok", "").inc()
         finally:
             PROCESS_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+    async def _database_down(self, exc: Exception) -> bool:
+        """Whether a database error other than the known outage errors is the database's state after all: FerretDB
+        answers every command with an OperationFailure (code 1) while its PostgreSQL is down, where MongoDB would
+        be unreachable (a ConnectionFailure). A ping that fails too says so; then the message waits, attempts kept."""
+        return isinstance(exc, PyMongoError) and self._database_ok is not None and not await self._database_ok()
 
     async def _retry(self, message: AbstractIncomingMessage, exc: Exception) -> None:
         attempt = _int_header(message, ATTEMPT_HEADER) + 1
@@ -293,13 +306,19 @@ async def open_consumer(
     topology: ConsumerTopology,
     subscriptions: Mapping[str, Handler],
     prefetch: int,
+    database_ok: Callable[[], Awaitable[bool]] | None = None,
 ) -> EventConsumer:
-    """Declare the consumer's queues on a robust channel with `prefetch`, and start consuming."""
+    """Declare the consumer's queues on a robust channel with `prefetch`, and start consuming. `database_ok` tells a
+    database error that is an outage from one that is the message's (EventConsumer._database_down)."""
     channel = await connection.channel()
     await channel.set_qos(prefetch_count=prefetch)
     queue = await declare_consumer_topology(channel, topology)
     consumer = EventConsumer(
-        queue=queue, topology=topology, subscriptions=subscriptions, publisher=ConfirmedPublisher(connection)
+        queue=queue,
+        topology=topology,
+        subscriptions=subscriptions,
+        publisher=ConfirmedPublisher(connection),
+        database_ok=database_ok,
     )
     await consumer.start()
     return consumer

@@ -53,7 +53,13 @@ def create_consumer_app(
         subscriptions, close = await wiring(app, mongo[database])
         amqp = await connect_amqp(settings.amqp_url, name=name, heartbeat=settings.amqp_heartbeat_seconds)
         connections.amqp = amqp
-        consumer = await open_consumer(amqp, topology=topology, subscriptions=subscriptions, prefetch=settings.prefetch)
+        consumer = await open_consumer(
+            amqp,
+            topology=topology,
+            subscriptions=subscriptions,
+            prefetch=settings.prefetch,
+            database_ok=connections.mongo_ready,
+        )
         consumers.append(consumer)
         # On SIGTERM, stop taking messages at once; in-flight ones finish before the lifespan closes anything.
         app.state.loop = asyncio.get_running_loop()

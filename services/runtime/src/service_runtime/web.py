@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import BeforeValidator
 from pydantic_settings import NoDecode
+from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -65,8 +66,14 @@ def _validation_message(error: Mapping[str, Any]) -> str:
     return str(cause) if error["type"] == "value_error" and isinstance(cause, ValueError) else str(error["msg"])
 
 
-def install_error_table(app: FastAPI, table: Mapping[type[DomainError], int]) -> None:
-    """Map domain error classes to HTTP statuses (most specific class wins) and format every error alike."""
+def install_error_table(
+    app: FastAPI, table: Mapping[type[DomainError], int], *, database_ok: ReadinessCheck | None = None
+) -> None:
+    """Map domain error classes to HTTP statuses (most specific class wins) and format every error alike.
+
+    `database_ok` (a ping) tells an unexpected database error that is an outage (503) from a bug (500): FerretDB
+    answers every command with an OperationFailure while its PostgreSQL is down, where MongoDB would be unreachable.
+    """
 
     async def on_domain_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
@@ -99,6 +106,11 @@ def install_error_table(app: FastAPI, table: Mapping[type[DomainError], int]) ->
         body = error_body("unavailable", "The service cannot reach its database right now; try again shortly.")
         return JSONResponse(body, 503, headers={"Retry-After": "2"})
 
+    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+        if database_ok is not None and not await database_ok():
+            return await on_database_unavailable(request, exc)
+        return await on_unexpected(request, exc)
+
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("http.unhandled_error", error=repr(exc))
         return JSONResponse(error_body("internal_error", "Something went wrong on our side; try again."), 500)
@@ -108,6 +120,7 @@ def install_error_table(app: FastAPI, table: Mapping[type[DomainError], int]) ->
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     for unavailable in DATABASE_UNAVAILABLE:  # down, unreachable, out of time, not as durable as asked
         app.add_exception_handler(unavailable, on_database_unavailable)
+    app.add_exception_handler(PyMongoError, on_database_error)  # any other: an outage only if a ping fails too
     app.add_exception_handler(Exception, on_unexpected)
 
 
@@ -204,7 +217,7 @@ def service_app(
         openapi_url="/openapi.json" if docs else None,
     )
     app.state.tokens = settings.token_codec()
-    install_error_table(app, error_table)
+    install_error_table(app, error_table, database_ok=readiness.get("mongodb"))
     install_basics(
         app,
         max_body_bytes=settings.max_body_bytes,
