@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -29,7 +28,7 @@ from tests.support.catalogue import Business, seed_business
 from tests.support.effects import Effects, count_effects
 from tests.support.ids import unique
 from tests.support.mailpit import Mailpit
-from tests.support.processes import free_port
+from tests.support.processes import free_port, listening
 from tests.support.proxy import FaultProxy
 from tests.support.servers import Servers
 from tests.support.vhosts import own_vhost
@@ -196,7 +195,7 @@ async def ferretdb_over_proxy(tmp_path: Path) -> AsyncIterator[FerretDbOverProxy
     )
     try:
         deadline = time.monotonic() + 20
-        while not _listening(port):
+        while not listening(port):
             assert time.monotonic() < deadline and process.returncode is None, "FerretDB did not start"
             await asyncio.sleep(0.05)
         yield FerretDbOverProxy(f"mongodb://127.0.0.1:{port}/", proxy)
@@ -216,11 +215,3 @@ async def _run(*command: str) -> int:
         *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
     return await process.wait()
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -28,7 +27,7 @@ from service_runtime.mongo import connect_mongo
 from tests.support.events import cancelled_event
 from tests.support.ids import unique
 from tests.support.mailpit import Mailpit
-from tests.support.processes import free_port
+from tests.support.processes import free_port, listening
 from tests.support.proxy import FaultProxy, with_port
 from tests.support.servers import Servers
 from tests.support.waiting import eventually
@@ -61,7 +60,7 @@ def strict_smtp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     )
     try:
         deadline = time.monotonic() + 10
-        while not _listening(port):
+        while not listening(port):
             assert time.monotonic() < deadline and process.poll() is None, "Mailpit did not start"
             time.sleep(0.05)
         yield port
@@ -92,14 +91,6 @@ def ascii_only_smtp() -> Iterator[tuple[int, _Received]]:
         yield controller.port, received
     finally:
         controller.stop()
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
 
 
 def a_message(to: str) -> EmailMessage:
