@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
+import os
 import sys
 
 import structlog
@@ -58,6 +60,17 @@ def _add_http_correlation_id(_: object, __: str, event_dict: structlog.types.Eve
     return event_dict
 
 
+_redaction_key = os.urandom(32)  # until a service sets its own: digests stable within the process only
+
+
+def set_redaction_key(secret: str) -> None:
+    """Key `redact` with a secret of the deployment (services derive it from AUTH_SECRET), so that the same value
+    gives the same digest in every service and replica, and nobody without the secret can test a guess."""
+    global _redaction_key
+    _redaction_key = hmac.new(b"petsit/log-redaction/v1", secret.encode(), hashlib.sha256).digest()
+
+
 def redact(value: str) -> str:
-    """Return a stable short digest of a personal value (email, name) for logs, never the value."""
-    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
+    """A short keyed digest of a personal value (email, name) for logs, never the value. Keyed (HMAC), not a bare
+    hash: anyone with a list of likely addresses could reverse a bare hash by hashing the list."""
+    return "hmac:" + hmac.new(_redaction_key, value.encode(), hashlib.sha256).hexdigest()[:16]

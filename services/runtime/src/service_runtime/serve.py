@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from service_runtime.amqp import ConsumerTopology
 from service_runtime.dlq import dlq_cli
-from service_runtime.logs import configure_logging
+from service_runtime.logs import configure_logging, set_redaction_key
 from service_runtime.settings import ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -56,6 +56,7 @@ def run_http(app: FastAPI, *, host: str, port: int) -> None:
 def serve_app(name: str, settings: S, create_app: Callable[[S], FastAPI]) -> None:
     """Configure logs, build the app from its settings, and serve it."""
     configure_logging(service=name, level=settings.log_level, json=settings.log_json)
+    set_redaction_key(settings.auth_secret.get_secret_value())
     app = create_app(settings)
     tune_gc(settings.gc_gen0_threshold)
     run_http(app, host=settings.http_host, port=settings.http_port)
