@@ -66,7 +66,7 @@ async def submit_job_request(cmd: SubmitJobRequest, *, deps: Deps, correlation_i
     service = next((s for s in await deps.catalogue.services(business.id) if s.id == cmd.service_id), None)
     if service is None:
         raise InvalidReference(f"Service {cmd.service_id!r} is not offered by this business.")
-    pets_by_id = {p.id: p for p in await deps.catalogue.pets(client.id)}
+    pets_by_id = {p.id: p for p in await deps.catalogue.pets(business.id, client.id)}
     unknown = [p for p in cmd.pet_ids if p not in pets_by_id]
     if unknown:
         raise InvalidReference(f"These pets are not yours: {', '.join(unknown)}.")

@@ -42,8 +42,13 @@ class Catalogue:
         docs = await self._services.find({"business_id": business_id}).sort("name", ASCENDING).to_list()
         return [Service(d["_id"], d["name"], d["duration_minutes"]) for d in docs]
 
-    async def pets(self, client_id: str) -> list[Pet]:
-        docs = await self._pets.find({"client_id": client_id}).sort("name", ASCENDING).to_list()
+    async def pets(self, business_id: str, client_id: str) -> list[Pet]:
+        # By business too: a client id is one business's, and nothing else stops a token naming another's.
+        docs = (
+            await self._pets.find({"client_id": client_id, "business_id": business_id})
+            .sort("name", ASCENDING)
+            .to_list()
+        )
         return [Pet(d["_id"], d["name"], d["species"]) for d in docs]
 
     async def upsert(self, collection: str, doc: Document) -> None:
@@ -108,11 +113,16 @@ class JobRequests:
         doc = await self._requests.find_one({"_id": request_id})
         return from_document(doc) if doc else None
 
-    async def of_client(self, client_id: str, *, start: date, end: date) -> list[JobRequest]:
-        """The client's requests from `start` (inclusive) to `end` (exclusive), by day and time."""
+    async def of_client(self, business_id: str, client_id: str, *, start: date, end: date) -> list[JobRequest]:
+        """The client's requests (with this business) from `start` (inclusive) to `end` (exclusive), by day and
+        time."""
         docs = (
             await self._requests.find(
-                {"client_id": client_id, "date": {"$gte": start.isoformat(), "$lt": end.isoformat()}}
+                {
+                    "client_id": client_id,
+                    "business_id": business_id,
+                    "date": {"$gte": start.isoformat(), "$lt": end.isoformat()},
+                }
             )
             .sort([("date", ASCENDING), ("start_time", ASCENDING)])
             .to_list()

@@ -151,6 +151,19 @@ async def test_an_admin_cancels_on_the_clients_behalf(booking_portal: Any) -> No
     assert response.json()["cancelled_by"] == {"kind": "admin", "id": "boss"}
 
 
+async def test_a_client_token_bound_to_another_business_sees_none_of_the_clients_pets_or_requests(
+    booking_portal: Any,
+) -> None:
+    created = await submit(booking_portal)
+    elsewhere = booking_portal.auth("client", booking_portal.ann, "another-business")
+    pets = await booking_portal.http.get("/v1/portal/pets", headers=elsewhere)
+    month = await booking_portal.http.get("/v1/portal/schedule", params={"month": NEXT_WEEK[:7]}, headers=elsewhere)
+    day = await booking_portal.http.get(f"/v1/portal/schedule/{NEXT_WEEK}", headers=elsewhere)
+    assert pets.status_code == 200 and pets.json() == []
+    assert month.status_code == 200 and month.json()["days"] == []
+    assert day.status_code == 200 and created["id"] not in {r["id"] for r in day.json()["job_requests"]}
+
+
 async def test_go_to_portal_gives_a_token_for_that_client(booking_portal: Any) -> None:
     session = await booking_portal.http.post(
         f"/v1/admin/clients/{booking_portal.ben}/portal-session", headers=booking_portal.admin()

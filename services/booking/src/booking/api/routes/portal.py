@@ -40,7 +40,7 @@ async def list_services(client: CurrentClient, deps: BookingDeps) -> list[Servic
 @router.get("/pets")
 async def list_pets(client: CurrentClient, deps: BookingDeps) -> list[PetOut]:
     """The client's pets, for the booking form."""
-    return [PetOut.of(p) for p in await deps.catalogue.pets(client.subject)]
+    return [PetOut.of(p) for p in await deps.catalogue.pets(client.business_id, client.subject)]
 
 
 @router.post("/job-requests", status_code=status.HTTP_201_CREATED)
@@ -77,7 +77,7 @@ async def month_schedule(
     end = date(year + mon // 12, mon % 12 + 1, 1)
     business = await deps.catalogue.business(client.business_id)
     days: dict[date, list[ScheduleEntry]] = {}
-    for r in await deps.projection.of_client(client.subject, start=start, end=end):
+    for r in await deps.projection.of_client(client.business_id, client.subject, start=start, end=end):
         if r.status is not Status.CANCELLED:
             days.setdefault(r.date, []).append(
                 ScheduleEntry(
@@ -97,7 +97,8 @@ async def day_schedule(day: date, client: CurrentClient, deps: BookingDeps) -> D
     if day == date.max:
         raise InvalidReference(f"day must be before {date.max.isoformat()}.")
     business = await deps.catalogue.business(client.business_id)
-    requests = await deps.projection.of_client(client.subject, start=day, end=date.fromordinal(day.toordinal() + 1))
+    next_day = date.fromordinal(day.toordinal() + 1)
+    requests = await deps.projection.of_client(client.business_id, client.subject, start=day, end=next_day)
     return DaySchedule(
         date=day,
         timezone=business.timezone if business else "UTC",
