@@ -174,40 +174,48 @@ class FerretDbOverProxy:
 @pytest.fixture
 async def ferretdb_over_proxy(tmp_path: Path) -> AsyncIterator[FerretDbOverProxy]:
     ferretdb, createdb, dropdb = STACK_BIN / "ferretdb", PG_BIN / "createdb", PG_BIN / "dropdb"
-    if not (ferretdb.exists() and createdb.exists()):
-        pytest.skip("needs the local stack's FerretDB and PostgreSQL (deploy/local/stack.sh install)")
+    if not (ferretdb.exists() and createdb.exists() and listening(PG_PORT)):
+        pytest.skip("needs the local stack's FerretDB and PostgreSQL (deploy/local/stack.sh)")
     database = unique("ferretdb_faults").replace("-", "_")
     pg = ["-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres"]
-    assert await _run(str(createdb), *pg, database) == 0, "createdb failed"
-    proxy = await FaultProxy("127.0.0.1", PG_PORT).start()
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        str(ferretdb),
-        "--handler=postgresql",
-        f"--postgresql-url=postgres://postgres@127.0.0.1:{proxy.port}/{database}?pool_max_conns=20&sslmode=disable",
-        f"--listen-addr=127.0.0.1:{port}",
-        f"--state-dir={tmp_path}",
-        "--debug-addr=-",
-        "--telemetry=disable",
-        "--log-level=error",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
+    async with AsyncExitStack() as cleanup:
+        assert await _run(str(createdb), *pg, database) == 0, "createdb failed"
+        cleanup.push_async_callback(_run, str(dropdb), *pg, "--force", database)
+        proxy = await FaultProxy("127.0.0.1", PG_PORT).start()
+        cleanup.push_async_callback(proxy.close)
+        port = free_port()
+        log = tmp_path / "ferretdb.log"
+        with log.open("wb") as out:
+            process = await asyncio.create_subprocess_exec(
+                str(ferretdb),
+                "--handler=postgresql",
+                # As the local stack's (pool_max_conns=50): a smaller pool than the services' can wedge FerretDB v1.
+                f"--postgresql-url=postgres://postgres@127.0.0.1:{proxy.port}/{database}?pool_max_conns=50&sslmode=disable",
+                f"--listen-addr=127.0.0.1:{port}",
+                f"--state-dir={tmp_path}",
+                "--debug-addr=-",
+                "--telemetry=disable",
+                "--log-level=warn",
+                stdout=out,
+                stderr=out,
+            )
+        cleanup.push_async_callback(_stop, process)
         deadline = time.monotonic() + 20
         while not listening(port):
-            assert time.monotonic() < deadline and process.returncode is None, "FerretDB did not start"
+            assert time.monotonic() < deadline and process.returncode is None, f"FerretDB did not start: see {log}"
             await asyncio.sleep(0.05)
         yield FerretDbOverProxy(f"mongodb://127.0.0.1:{port}/", proxy)
-    finally:
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), timeout=10)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-        await proxy.close()
-        await _run(str(dropdb), *pg, "--force", database)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), timeout=10)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
 
 
 async def _run(*command: str) -> int:

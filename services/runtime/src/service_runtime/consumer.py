@@ -14,13 +14,12 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
-from pymongo.errors import PyMongoError
 
 from booking_contracts import EVENTS, CloudEvent, JobRequestEvent, UnknownEventType, data_model_for
 from booking_contracts.envelope import published_versions, version_of
 from service_runtime.amqp import ConfirmedPublisher, ConsumerTopology, declare_consumer_topology
 from service_runtime.errors import PermanentError, Unavailable
-from service_runtime.mongo import DATABASE_UNAVAILABLE
+from service_runtime.mongo import DATABASE_UNAVAILABLE, may_be_outage
 
 log = structlog.get_logger(__name__)
 
@@ -238,7 +237,7 @@ class EventConsumer:
         """Whether a database error other than the known outage errors is the database's state after all: FerretDB
         answers every command with an OperationFailure (code 1) while its PostgreSQL is down, where MongoDB would
         be unreachable (a ConnectionFailure). A ping that fails too says so; then the message waits, attempts kept."""
-        return isinstance(exc, PyMongoError) and self._database_ok is not None and not await self._database_ok()
+        return may_be_outage(exc) and self._database_ok is not None and not await self._database_ok()
 
     async def _retry(self, message: AbstractIncomingMessage, exc: Exception) -> None:
         attempt = _int_header(message, ATTEMPT_HEADER) + 1

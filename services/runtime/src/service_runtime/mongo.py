@@ -58,6 +58,16 @@ DATABASE_UNAVAILABLE: tuple[type[PyMongoError], ...] = (ConnectionFailure, Execu
 or not as durable as asked. The API answers them 503; consumers wait and retry without using up attempts."""
 
 
+def may_be_outage(exc: BaseException) -> bool:
+    """Whether an error outside DATABASE_UNAVAILABLE may still be the database's state: a whole command refused with
+    no code or FerretDB's InternalError (1), which is what every command gets while FerretDB's PostgreSQL is down
+    (MongoDB would be unreachable instead). Never a write error about one document (a duplicate, a refused value):
+    those are the message's or the request's, outage or not. A ping then tells (consumer and API error handling)."""
+    return (
+        isinstance(exc, OperationFailure) and not isinstance(exc, WriteError | BulkWriteError) and exc.code in (None, 1)
+    )
+
+
 async def ping(client: AsyncMongoClient[dict[str, Any]], *, timeout: float = 2.0) -> bool:
     """True when the server answers a ping within `timeout` seconds."""
     try:

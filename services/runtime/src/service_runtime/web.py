@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service_runtime.errors import DomainError
-from service_runtime.mongo import DATABASE_UNAVAILABLE
+from service_runtime.mongo import DATABASE_UNAVAILABLE, may_be_outage
 from service_runtime.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -107,7 +107,7 @@ def install_error_table(
         return JSONResponse(body, 503, headers={"Retry-After": "2"})
 
     async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
-        if database_ok is not None and not await database_ok():
+        if may_be_outage(exc) and database_ok is not None and not await database_ok():
             return await on_database_unavailable(request, exc)
         return await on_unexpected(request, exc)
 
