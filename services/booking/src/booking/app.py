@@ -94,11 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         lifespan=lifespan,
         error_table=ERROR_STATUS,
-        readiness={
-            "mongodb": connections.mongo_ready,
-            "rabbitmq": connections.broker_ready,
-            "relay": relay_running,
-        },
+        # The API needs its database and the relay task; a broker outage only delays publishing (the outbox).
+        readiness={"mongodb": connections.mongo_ready, "relay": relay_running},
+        reported={"rabbitmq": connections.broker_ready},
     )
     app.include_router(portal.router)
     app.include_router(admin.router)

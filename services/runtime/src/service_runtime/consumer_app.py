@@ -80,11 +80,10 @@ def create_consumer_app(
         settings,
         lifespan=lifespan,
         error_table=error_table,
-        readiness={
-            "mongodb": connections.mongo_ready,
-            "rabbitmq": connections.broker_ready,
-            "consumer": consuming,
-        },
+        # The HTTP API (HOME notices, LOGS) needs the database only; consuming resumes by itself after a broker
+        # outage (robust connection), and the queue backlog alert watches it.
+        readiness={"mongodb": connections.mongo_ready},
+        reported={"rabbitmq": connections.broker_ready, "consumer": consuming},
     )
     app.state.topology = topology
     for router in routers:

@@ -167,10 +167,20 @@ class BodyLimitMiddleware:
 
 
 def install_basics(
-    app: FastAPI, *, max_body_bytes: int, readiness: Mapping[str, ReadinessCheck], metrics_token: str | None = None
+    app: FastAPI,
+    *,
+    max_body_bytes: int,
+    readiness: Mapping[str, ReadinessCheck],
+    reported: Mapping[str, ReadinessCheck] | None = None,
+    metrics_token: str | None = None,
 ) -> None:
     """Add correlation ids, the body limit, `/healthz`, `/readyz` and `/metrics` (behind `metrics_token` when set:
-    only health checks go without a token) to a service's app."""
+    only health checks go without a token) to a service's app.
+
+    `/readyz` answers 503 when a `readiness` check fails: what the service's HTTP API cannot work without. The
+    `reported` checks are in its body and do not make it fail: a broker outage must not take the portal or the
+    HOME and LOGS reads out of their load balancer (cancellations wait in the outbox; the consumers catch up).
+    """
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(CorrelationIdMiddleware, header_name=CORRELATION_HEADER, validator=valid_correlation_id)
 
@@ -180,9 +190,10 @@ def install_basics(
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        checks = {name: await check() for name, check in readiness.items()}
-        ready = all(checks.values())
-        return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503)
+        checks = {name: await check() for name, check in {**readiness, **(reported or {})}.items()}
+        ready = all(checks[name] for name in readiness)
+        body = {"status": "ready" if ready else "not_ready", "checks": checks, "required": sorted(readiness)}
+        return JSONResponse(body, 200 if ready else 503)
 
     async def scraper(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
         given = credentials.credentials.encode() if credentials else b""
@@ -205,6 +216,7 @@ def service_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     error_table: Mapping[type[DomainError], int],
     readiness: Mapping[str, ReadinessCheck],
+    reported: Mapping[str, ReadinessCheck] | None = None,
 ) -> FastAPI:
     """A service's app with what every service has: its token codec, one error table, the basics above."""
     docs = settings.serves_api_docs
@@ -222,6 +234,7 @@ def service_app(
         app,
         max_body_bytes=settings.max_body_bytes,
         readiness=readiness,
+        reported=reported,
         metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
     )
     return app
