@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from audit.store import ClientLogs
 from service_runtime.auth import CurrentAdmin
 from service_runtime.errors import InvalidReference
+from service_runtime.web import UtcInstant
 
 router = APIRouter(prefix="/v1/admin", tags=["logs"])
 
@@ -43,7 +44,7 @@ async def client_logs(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     before: Annotated[
-        AwareDatetime | None, Query(description="Older pages: the `occurred_at` of the last entry you have.")
+        UtcInstant | None, Query(description="Older pages: the `occurred_at` of the last entry you have.")
     ] = None,
     before_id: Annotated[
         str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="With `before`: that entry's id.")

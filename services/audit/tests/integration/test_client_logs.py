@@ -117,3 +117,6 @@ async def test_an_admin_pages_back_through_a_long_log_to_its_oldest_entry(
 
     refused = await http.get(url, headers=headers, params={"before_id": "e001"})
     assert refused.status_code == 422 and refused.json()["code"] == "invalid_reference"
+    for instant in ("0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-01:00"):  # no such instant in UTC
+        out_of_range = await http.get(url, headers=headers, params={"before": instant})
+        assert out_of_range.status_code == 422 and out_of_range.json()["code"] == "invalid_request", instant

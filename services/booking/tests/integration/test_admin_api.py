@@ -85,6 +85,8 @@ async def test_an_admin_pages_through_each_status_and_gets_every_request_once_in
         ({"status": "cancelled", "before": "2031-03-01T09:30:00Z", "before_id": "jr 1"}, "invalid_request"),
         ({"status": "requested", "after": "2031-03-01T09:30", "after_id": "x" * 65}, "invalid_request"),
         ({"status": "requested", "limit": 501}, "invalid_request"),
+        ({"status": "cancelled", "before": "0001-01-01T00:00:00+00:01"}, "invalid_request"),  # before UTC's 1 AD
+        ({"status": "cancelled", "before": "9999-12-31T23:59:59-01:00"}, "invalid_request"),  # after its 9999
     ],
 )
 async def test_a_page_start_that_does_not_fit_the_list_is_refused_with_a_code(

@@ -6,6 +6,7 @@ import hmac
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import structlog
@@ -16,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_fastapi_instrumentator import Instrumentator
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 from pydantic_settings import NoDecode
 from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -47,6 +48,16 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 def _comma_separated(value: object) -> object:
     return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
 
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+00:01, 9999-12-31T23:59-01:00: no such instant in UTC
+        raise ValueError("must be an instant from 0001-01-01 to 9999-12-31 in UTC") from None
+
+
+UtcInstant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+"""A query's instant with its offset (a paging cursor), in UTC: one that UTC cannot hold is a 422, not a 500."""
 
 CorsOrigins = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
 """A setting such as `CORS_ORIGINS=http://127.0.0.1:8001,https://admin.example` (comma-separated)."""

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request
-from pydantic import AfterValidator, AwareDatetime, NaiveDatetime
+from pydantic import AfterValidator, NaiveDatetime
 
 from booking.api.deps import BookingDeps, CorrelationId
 from booking.api.models import CancelBody, ClientOut, JobRequestOut, PortalSession
@@ -14,6 +14,7 @@ from booking.domain import Actor, ClientNotFound, Status
 from booking.handlers import CancelJobRequest, ScheduleJobRequest, cancel_job_request, schedule_job_request
 from service_runtime.auth import CurrentAdmin, Principal, TokenCodec
 from service_runtime.errors import InvalidReference
+from service_runtime.web import UtcInstant
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -47,7 +48,7 @@ async def list_job_requests(
         str | None, Query(max_length=64, pattern=ID_PATTERN, description="With `after`: that request's id.")
     ] = None,
     before: Annotated[
-        AwareDatetime | None,
+        UtcInstant | None,
         Query(description="Next page of the cancelled list: the `cancelled_at` of the last request you have."),
     ] = None,
     before_id: Annotated[
