@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from uuid import uuid4
+from uuid import UUID, uuid4, uuid5
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -34,6 +34,18 @@ class DateInThePast(DomainError):
     code = "date_in_the_past"
 
 
+class IdempotencyKeyReused(DomainError):
+    code = "idempotency_key_reused"
+
+
+_SUBMISSIONS = UUID("6f1d3c2e-7a4b-5c8d-9e0f-1a2b3c4d5e6f")  # the namespace of ids derived from idempotency keys
+
+
+def request_id_for(business_id: str, client_id: str, idempotency_key: str) -> str:
+    """The id of the request a client's submission with this key creates: the same key, the same request."""
+    return str(uuid5(_SUBMISSIONS, f"{business_id}\n{client_id}\n{idempotency_key}"))
+
+
 @dataclass(frozen=True)
 class Deps:
     """What the handlers need, built once in the composition root."""
@@ -55,10 +67,18 @@ class SubmitJobRequest:
     pet_ids: tuple[str, ...]
     notes: str = ""
     job_request_id: str | None = None
+    idempotency_key: str | None = None  # the client's key for this submission: a retry with it creates nothing new
 
 
 async def submit_job_request(cmd: SubmitJobRequest, *, deps: Deps, correlation_id: str) -> JobRequest:
-    """Store a new request from a client (status requested); a repeat with the same id answers what is stored."""
+    """Store a new request from a client (status requested); a repeat with the same id, or the same idempotency
+    key, answers what is stored (as it is now), and the same key with another request is refused."""
+    job_request_id = cmd.job_request_id
+    if cmd.idempotency_key is not None:
+        job_request_id = request_id_for(cmd.business_id, cmd.client_id, cmd.idempotency_key)
+        # Before any check that may have changed since (a date now in the past): a retry gets what it made.
+        if (existing := await deps.stream.latest(job_request_id)) is not None:
+            return _the_same_submission(existing, cmd)
     business = await deps.catalogue.business(cmd.business_id)
     client = await deps.catalogue.client(cmd.business_id, cmd.client_id)
     if business is None or client is None:
@@ -74,7 +94,7 @@ async def submit_job_request(cmd: SubmitJobRequest, *, deps: Deps, correlation_i
     if cmd.date < now.astimezone(ZoneInfo(business.timezone)).date():
         raise DateInThePast(f"{cmd.date.isoformat()} is in the past in the business's timezone ({business.timezone}).")
     request = domain.submit(
-        id=cmd.job_request_id or str(uuid4()),
+        id=job_request_id or str(uuid4()),
         client=client,
         business=business,
         service=service,
@@ -89,13 +109,25 @@ async def submit_job_request(cmd: SubmitJobRequest, *, deps: Deps, correlation_i
         event = await deps.stream.append(request, correlation_id=correlation_id)
     except VersionConflict:
         existing = await deps.stream.latest(request.id)
-        if existing is None or existing.client.id != client.id:
+        if existing is None:
             raise JobRequestNotFound("No such job request.") from None
-        return existing
+        return _the_same_submission(existing, cmd)
     await deps.projection.save(request)
     deps.wake_relay(event)
     log.info("job_request.submitted", job_request_id=request.id)
     return request
+
+
+def _the_same_submission(existing: JobRequest, cmd: SubmitJobRequest) -> JobRequest:
+    """The stored request a repeated submission names, if it is this client's and asked for the same."""
+    if existing.client.id != cmd.client_id or existing.business.id != cmd.business_id:
+        raise JobRequestNotFound("No such job request.")
+    asked = (cmd.service_id, cmd.date, cmd.start_time, sorted(cmd.pet_ids), cmd.notes)
+    pets = sorted(p.id for p in existing.pets)
+    stored = (existing.service.id, existing.date, existing.start_time, pets, existing.notes)
+    if cmd.idempotency_key is not None and asked != stored:
+        raise IdempotencyKeyReused("This Idempotency-Key was used for another request: use a new key for a new one.")
+    return existing
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.ids import unique
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -85,6 +86,59 @@ async def test_repeating_a_cancel_returns_the_same_cancelled_at_and_publishes_no
     marker = await submit(booking_portal)
     await eventually(lambda: booking_portal.events_of(marker["id"]))
     assert len(booking_portal.events_of(created["id"], "job_request.cancelled")) == 1
+
+
+async def test_a_submission_retried_with_its_idempotency_key_makes_one_request_and_answers_it_again(
+    booking_portal: Any,
+) -> None:
+    body = {
+        "service_id": booking_portal.service_id,
+        "date": NEXT_WEEK,
+        "start_time": "11:00",
+        "pet_ids": [booking_portal.ann_pet],
+    }
+    key = {"Idempotency-Key": unique("key")}
+    ann = booking_portal.client(booking_portal.ann)
+    first = await booking_portal.http.post("/v1/portal/job-requests", headers=ann | key, json=body)
+    again = await booking_portal.http.post("/v1/portal/job-requests", headers=ann | key, json=body)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    # Cancelled in between, a retry answers the request as it is now, and still makes no other.
+    await booking_portal.http.post(f"/v1/portal/job-requests/{first.json()['id']}/cancel", headers=ann)
+    late = await booking_portal.http.post("/v1/portal/job-requests", headers=ann | key, json=body)
+    assert (late.status_code, late.json()["id"], late.json()["status"]) == (201, first.json()["id"], "cancelled")
+    marker = await submit(booking_portal)  # published after anything the retries could have published
+    await eventually(lambda: booking_portal.events_of(marker["id"]))
+    assert len(booking_portal.events_of(first.json()["id"], "job_request.submitted")) == 1
+
+
+async def test_an_idempotency_key_reused_for_another_request_is_refused_and_keys_are_each_clients_own(
+    booking_portal: Any,
+) -> None:
+    body = {
+        "service_id": booking_portal.service_id,
+        "date": NEXT_WEEK,
+        "start_time": "12:00",
+        "pet_ids": [booking_portal.ann_pet],
+    }
+    key = {"Idempotency-Key": unique("key")}
+    ann = booking_portal.client(booking_portal.ann)
+    first = await booking_portal.http.post("/v1/portal/job-requests", headers=ann | key, json=body)
+    other = await booking_portal.http.post(
+        "/v1/portal/job-requests", headers=ann | key, json=body | {"start_time": "13:00"}
+    )
+    assert first.status_code == 201
+    assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
+    ben = await booking_portal.http.post(
+        "/v1/portal/job-requests",
+        headers=booking_portal.client(booking_portal.ben) | key,
+        json=body | {"pet_ids": [booking_portal.ben_pet]},
+    )
+    assert ben.status_code == 201 and ben.json()["id"] != first.json()["id"]
+    too_long = await booking_portal.http.post(
+        "/v1/portal/job-requests", headers=ann | {"Idempotency-Key": "k" * 65}, json=body
+    )
+    assert (too_long.status_code, too_long.json()["code"]) == (422, "invalid_request")
 
 
 async def test_client_cannot_cancel_a_scheduled_job(booking_portal: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from booking.domain import JobRequestAlreadyCancelled, JobRequestAlreadyScheduled
-from booking.handlers import ChangeContended, DateInThePast
+from booking.handlers import ChangeContended, DateInThePast, IdempotencyKeyReused
 from service_runtime.errors import DomainError, InvalidReference, NotFound
 
 ERROR_STATUS: dict[type[DomainError], int] = {
@@ -13,4 +13,5 @@ ERROR_STATUS: dict[type[DomainError], int] = {
     ChangeContended: 409,
     InvalidReference: 422,
     DateInThePast: 422,
+    IdempotencyKeyReused: 422,
 }

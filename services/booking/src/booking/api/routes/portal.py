@@ -6,7 +6,7 @@ import re
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, status
+from fastapi import APIRouter, Body, Header, Path, Query, status
 
 from booking.api.deps import BookingDeps, CorrelationId
 from booking.api.models import (
@@ -45,7 +45,21 @@ async def list_pets(client: CurrentClient, deps: BookingDeps) -> list[PetOut]:
 
 @router.post("/job-requests", status_code=status.HTTP_201_CREATED)
 async def submit(
-    body: SubmitBody, client: CurrentClient, deps: BookingDeps, correlation_id: CorrelationId
+    body: SubmitBody,
+    client: CurrentClient,
+    deps: BookingDeps,
+    correlation_id: CorrelationId,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=64,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Your key for this submission (a UUID, say): a retry with it (after a timeout or a 503) "
+            "answers the request it made instead of making another; the same key with another request is a 422.",
+        ),
+    ] = None,
 ) -> JobRequestOut:
     """Submit a job request (an online booking): status `requested`."""
     cmd = SubmitJobRequest(
@@ -56,6 +70,7 @@ async def submit(
         start_time=body.start_time,
         pet_ids=tuple(body.pet_ids),
         notes=body.notes,
+        idempotency_key=idempotency_key,
     )
     return JobRequestOut.of(await submit_job_request(cmd, deps=deps, correlation_id=correlation_id))
 
