@@ -88,17 +88,16 @@ async def test_repeating_a_cancel_returns_the_same_cancelled_at_and_publishes_no
     assert len(booking_portal.events_of(created["id"], "job_request.cancelled")) == 1
 
 
+def _keyed_submission(portal: Any, start_time: str) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """Ann's submission at `start_time` next week, a fresh Idempotency-Key header, and Ann's auth header."""
+    body = {"service_id": portal.service_id, "date": NEXT_WEEK, "start_time": start_time, "pet_ids": [portal.ann_pet]}
+    return body, {"Idempotency-Key": unique("key")}, portal.client(portal.ann)
+
+
 async def test_a_submission_retried_with_its_idempotency_key_makes_one_request_and_answers_it_again(
     booking_portal: Any,
 ) -> None:
-    body = {
-        "service_id": booking_portal.service_id,
-        "date": NEXT_WEEK,
-        "start_time": "11:00",
-        "pet_ids": [booking_portal.ann_pet],
-    }
-    key = {"Idempotency-Key": unique("key")}
-    ann = booking_portal.client(booking_portal.ann)
+    body, key, ann = _keyed_submission(booking_portal, "11:00")
     first = await booking_portal.http.post("/v1/portal/job-requests", headers=ann | key, json=body)
     again = await booking_portal.http.post("/v1/portal/job-requests", headers=ann | key, json=body)
     assert first.status_code == again.status_code == 201
@@ -115,14 +114,7 @@ async def test_a_submission_retried_with_its_idempotency_key_makes_one_request_a
 async def test_an_idempotency_key_reused_for_another_request_is_refused_and_keys_are_each_clients_own(
     booking_portal: Any,
 ) -> None:
-    body = {
-        "service_id": booking_portal.service_id,
-        "date": NEXT_WEEK,
-        "start_time": "12:00",
-        "pet_ids": [booking_portal.ann_pet],
-    }
-    key = {"Idempotency-Key": unique("key")}
-    ann = booking_portal.client(booking_portal.ann)
+    body, key, ann = _keyed_submission(booking_portal, "12:00")
     first = await booking_portal.http.post("/v1/portal/job-requests", headers=ann | key, json=body)
     other = await booking_portal.http.post(
         "/v1/portal/job-requests", headers=ann | key, json=body | {"start_time": "13:00"}
