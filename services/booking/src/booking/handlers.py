@@ -91,8 +91,13 @@ async def submit_job_request(cmd: SubmitJobRequest, *, deps: Deps, correlation_i
     if unknown:
         raise InvalidReference(f"These pets are not yours: {', '.join(unknown)}.")
     now = deps.clock()
-    if cmd.date < now.astimezone(ZoneInfo(business.timezone)).date():
+    local = now.astimezone(ZoneInfo(business.timezone))
+    if cmd.date < local.date():
         raise DateInThePast(f"{cmd.date.isoformat()} is in the past in the business's timezone ({business.timezone}).")
+    if cmd.date == local.date() and cmd.start_time <= local.time().replace(tzinfo=None):
+        raise DateInThePast(
+            f"{cmd.start_time.strftime('%H:%M')} today has passed in the business's timezone ({business.timezone})."
+        )
     request = domain.submit(
         id=job_request_id or str(uuid4()),
         client=client,

@@ -71,10 +71,12 @@ JOBS: list[tuple[str, str, tuple[str, ...], int, int, time, bool]] = [
 
 
 def _job_day(today: date, month_offset: int, day_offset: int) -> date:
-    # This month: days from tomorrow on, held inside the month; next month: from its first day.
+    # This month: days from tomorrow on, held inside the month (on its last day, tomorrow is next month's first:
+    # a job today could already be past, and a submission for a time that has passed is refused); next month:
+    # from its first day.
     if month_offset == 0:
         last = date(today.year, today.month, calendar.monthrange(today.year, today.month)[1])
-        return min(today + timedelta(days=day_offset), last)
+        return max(min(today + timedelta(days=day_offset), last), today + timedelta(days=1))
     first = date(today.year + today.month // 12, today.month % 12 + 1, 1)
     return first + timedelta(days=day_offset - 1)
 

@@ -325,6 +325,7 @@ async def test_bad_submissions_are_refused_with_a_code(booking_portal: Any) -> N
         ({**base, "pet_ids": [booking_portal.ben_pet]}, 422, "invalid_reference"),
         ({**base, "service_id": "nope"}, 422, "invalid_reference"),
         ({**base, "date": "2020-01-01"}, 422, "date_in_the_past"),
+        ({**base, "date": _today_in_london(), "start_time": "00:00"}, 422, "date_in_the_past"),  # passed today
         ({**base, "start_time": "25:00"}, 422, "invalid_request"),
         ({**base, "pet_ids": []}, 422, "invalid_request"),
         ({**base, "notes": "x" * 1001}, 422, "invalid_request"),
@@ -428,3 +429,11 @@ async def test_racing_cancel_and_schedule_exactly_one_wins_and_the_loser_gets_40
             f"/v1/portal/job-requests/{request['id']}", headers=booking_portal.client(booking_portal.ann)
         )
         assert final.json()["status"] == ("cancelled" if cancel == 200 else "scheduled")
+
+
+def _today_in_london() -> str:
+    """Today where the test business is (Europe/London)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo("Europe/London")).date().isoformat()
