@@ -14,7 +14,7 @@ from booking import domain
 from booking.domain import Actor, JobRequest, JobRequestNotFound, NoChange
 from booking.events import Document, EventStream, VersionConflict
 from booking.store import Catalogue, JobRequests
-from service_runtime.errors import DomainError, InvalidReference
+from service_runtime.errors import DomainError, InvalidReference, NotFound
 
 Clock = Callable[[], datetime]
 log = structlog.get_logger(__name__)
@@ -192,6 +192,7 @@ async def _change(
     # That is safe because only a change goes ahead on it, and its insert of version N+1 fails unless N was the
     # latest; an answer without a change (a repeat, a 409, a 404) is always decided on the stream itself.
     hint = await deps.projection.get(job_request_id)
+    stored_version = hint.version if hint is not None else 0
     for _ in range(attempts):
         from_hint = hint is not None
         current, hint = hint or await deps.stream.latest(job_request_id), None
@@ -204,9 +205,13 @@ async def _change(
                 continue
             await deps.projection.save(same.current)
             return same.current
-        except DomainError:
+        except DomainError as refused:
             if from_hint:
                 continue
+            if current is not None and current.version > stored_version and not isinstance(refused, NotFound):
+                # The projection was behind the stream (a writer crashed between its two writes): the refusal was
+                # decided on the stream; bring the projection up to it, as the sweep would, not only later.
+                await deps.projection.save(current)
             raise
         try:
             event = await deps.stream.append(changed, correlation_id=correlation_id)

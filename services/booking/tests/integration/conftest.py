@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from booking.app import create_app
+from booking.events import EventStream
 from booking.settings import Settings
 from booking.store import JobRequests
 from booking_contracts import EXCHANGE
@@ -35,6 +36,7 @@ class Portal:
     ann_pet: str
     ben_pet: str
     projection: JobRequests
+    stream: EventStream
     events: list[dict[str, Any]] = field(default_factory=list)
     messages: list[aio_pika.abc.AbstractIncomingMessage] = field(default_factory=list)
 
@@ -79,6 +81,7 @@ async def booking_portal(servers: Servers, amqp: aio_pika.abc.AbstractRobustConn
             ann_pet=unique("rex"),
             ben_pet=unique("bo"),
             projection=deps.projection,
+            stream=deps.stream,
         )
         await deps.catalogue.upsert(
             "businesses",

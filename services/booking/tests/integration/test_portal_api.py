@@ -133,6 +133,28 @@ async def test_an_idempotency_key_reused_for_another_request_is_refused_and_keys
     assert (too_long.status_code, too_long.json()["code"]) == (422, "invalid_request")
 
 
+async def test_a_cancel_refused_on_a_change_the_projection_missed_brings_the_projection_up_to_date(
+    booking_portal: Any,
+) -> None:
+    from booking import domain
+    from booking.domain import Actor
+    from booking.handlers import utc_now
+
+    created = await submit(booking_portal)
+    requested = await booking_portal.projection.get(created["id"])
+    # An admin's schedule whose writer crashed after its event insert, before its projection write.
+    scheduled = domain.schedule(requested, by=Actor("admin", "boss"), now=utc_now())
+    await booking_portal.stream.append(scheduled, correlation_id="crashed-writer")
+
+    refused = await booking_portal.http.post(
+        f"/v1/portal/job-requests/{created['id']}/cancel", headers=booking_portal.client(booking_portal.ann)
+    )
+    assert (refused.status_code, refused.json()["code"]) == (409, "job_request_already_scheduled")
+    # At once, not when the relay's sweep gets to it (its grace is a second here).
+    stored = await booking_portal.projection.get(created["id"])
+    assert stored is not None and stored.status is domain.Status.SCHEDULED
+
+
 async def test_client_cannot_cancel_a_scheduled_job(booking_portal: Any) -> None:
     created = await submit(booking_portal)
     scheduled = await booking_portal.http.post(
