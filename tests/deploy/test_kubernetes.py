@@ -12,6 +12,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 from kubernetes_validate.utils import validate as k8s_validate
+from pydantic import ValidationError
 from pymongo.uri_parser import parse_uri
 
 from audit.app import topology as audit_topology
@@ -167,6 +168,24 @@ def test_services_read_their_settings_from_the_rendered_environment(
         topology = (notifier_topology if service == "notifier" else audit_topology)(settings)  # type: ignore[arg-type]
         default = (notifier_topology if service == "notifier" else audit_topology)(SETTINGS[service]())  # type: ignore[arg-type]
         assert topology.queues() == default.queues()  # what deploy/rabbitmq/definitions.json declares
+
+
+@pytest.mark.parametrize(
+    ("service", "variable"),
+    [("booking", "NOTIFIER_URL"), ("booking", "AUDIT_URL"), ("notifier", "CORS_ORIGINS"), ("audit", "CORS_ORIGINS")],
+)
+def test_outside_local_mode_what_the_admin_pages_call_must_name_public_hosts(
+    kustomize_build: Build, service: str, variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = container_env(kustomize_build("overlays/production"), service, SECRETS)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv(variable)  # left at its local default: 127.0.0.1 / localhost
+    with pytest.raises(ValidationError, match=variable):
+        SETTINGS[service]()
+    monkeypatch.setenv(variable, "http://localhost:9000")
+    with pytest.raises(ValidationError, match=variable):
+        SETTINGS[service]()
 
 
 def test_production_points_at_a_mongodb_replica_set_with_majority_writes(kustomize_build: Build) -> None:

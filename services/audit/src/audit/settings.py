@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from service_runtime.settings import RetryDelaysMs, ServiceSettings
-from service_runtime.web import LOCAL_PAGE_ORIGINS, CorsOrigins
+from service_runtime.web import LOCAL_PAGE_ORIGINS, CorsOrigins, require_public
 
 
 class Settings(ServiceSettings):
@@ -22,3 +22,8 @@ class Settings(ServiceSettings):
         description="How long an effect's write waits for others to share its database round trip (0: none).",
     )
     cors_origins: CorsOrigins = LOCAL_PAGE_ORIGINS
+
+    @model_validator(mode="after")
+    def _public_page_origins_outside_local(self) -> Settings:
+        require_public(self.environment, "CORS_ORIGINS", self.cors_origins)
+        return self

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from service_runtime.settings import ServiceSettings
+from service_runtime.web import require_public
 
 
 class Settings(ServiceSettings):
@@ -24,3 +25,9 @@ class Settings(ServiceSettings):
         default="http://127.0.0.1:8002", description="Notifier as the admin pages' browser sees it."
     )
     audit_url: str = Field(default="http://127.0.0.1:8003", description="Audit as the admin pages' browser sees it.")
+
+    @model_validator(mode="after")
+    def _public_service_urls_outside_local(self) -> Settings:
+        require_public(self.environment, "NOTIFIER_URL", [self.notifier_url])
+        require_public(self.environment, "AUDIT_URL", [self.audit_url])
+        return self

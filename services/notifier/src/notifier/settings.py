@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from service_runtime.settings import RetryDelaysMs, ServiceSettings
-from service_runtime.web import LOCAL_PAGE_ORIGINS, CorsOrigins
+from service_runtime.web import LOCAL_PAGE_ORIGINS, CorsOrigins, require_public
 
 
 class Settings(ServiceSettings):
@@ -36,3 +36,8 @@ class Settings(ServiceSettings):
     notice_stream_seconds: float = Field(default=15.0, gt=0, le=3600)
     notice_stream_batch: int = Field(default=1000, ge=10, le=10_000)
     notice_streams_per_business: int = Field(default=20, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _public_page_origins_outside_local(self) -> Settings:
+        require_public(self.environment, "CORS_ORIGINS", self.cors_origins)
+        return self

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import structlog
 from asgi_correlation_id import CorrelationIdMiddleware
@@ -63,6 +64,16 @@ CorsOrigins = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separa
 """A setting such as `CORS_ORIGINS=http://127.0.0.1:8001,https://admin.example` (comma-separated)."""
 LOCAL_PAGE_ORIGINS = ("http://127.0.0.1:8001", "http://localhost:8001")
 """Where booking serves the admin pages when run locally."""
+
+
+def require_public(environment: str, setting: str, urls: Sequence[str]) -> None:
+    """Outside local mode, what a browser calls must name hosts it can reach: a loopback default would have every
+    admin's browser call itself (the pages would load and every notifier or audit call fail)."""
+    if environment in {"local", "test"}:
+        return
+    hosts = [urlsplit(url).hostname or "" for url in urls]
+    if not hosts or any(h == "localhost" or h.startswith("127.") or h in {"::1", ""} for h in hosts):
+        raise ValueError(f"{setting} must name the public host(s) the admin pages use outside local mode")
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
