@@ -1,7 +1,7 @@
 """Write the RabbitMQ topology the code declares as a definitions file and as Messaging Topology Operator resources.
 
-    python deploy/tools/rabbitmq_topology.py          # rewrite definitions.json and deploy/k8s/topology/
-    python deploy/tools/rabbitmq_topology.py --check  # exit 1 when a committed file differs from the code
+    .venv/bin/python deploy/tools/rabbitmq_topology.py          # rewrite definitions.json and deploy/k8s/topology/
+    .venv/bin/python deploy/tools/rabbitmq_topology.py --check  # exit 1 when a committed file differs from the code
 
 The source of truth is the code (`ConsumerTopology` of notifier and audit with default settings, and booking's
 exchange); tests/deploy/test_rabbitmq_topology.py reads the committed files back and compares them to it.
@@ -56,7 +56,9 @@ POLICIES: list[dict[str, Any]] = [
 
 def consumer_topologies() -> list[ConsumerTopology]:
     """The consumers' topologies with default settings (what a deployment without QUEUE/RETRY_DELAYS_MS runs)."""
-    return [notifier_topology(NotifierSettings()), audit_topology(AuditSettings())]
+    # The defaults, not this shell's environment: a QUEUE or RETRY_DELAYS_MS exported here would name the queues of
+    # both services alike (they read the same variable names).
+    return [notifier_topology(NotifierSettings.model_construct()), audit_topology(AuditSettings.model_construct())]
 
 
 def declared() -> tuple[list[ExchangeSpec], list[QueueSpec], list[BindingSpec]]:
