@@ -78,7 +78,7 @@ async def submit_job_request(cmd: SubmitJobRequest, *, deps: Deps, correlation_i
         job_request_id = request_id_for(cmd.business_id, cmd.client_id, cmd.idempotency_key)
         # Before any check that may have changed since (a date now in the past): a retry gets what it made.
         if (existing := await deps.stream.latest(job_request_id)) is not None:
-            return _the_same_submission(existing, cmd)
+            return await _the_same_submission(existing, cmd, deps=deps)
     business = await deps.catalogue.business(cmd.business_id)
     client = await deps.catalogue.client(cmd.business_id, cmd.client_id)
     if business is None or client is None:
@@ -116,15 +116,17 @@ async def submit_job_request(cmd: SubmitJobRequest, *, deps: Deps, correlation_i
         existing = await deps.stream.latest(request.id)
         if existing is None:
             raise JobRequestNotFound("No such job request.") from None
-        return _the_same_submission(existing, cmd)
+        return await _the_same_submission(existing, cmd, deps=deps)
     await deps.projection.save(request)
     deps.wake_relay(event)
     log.info("job_request.submitted", job_request_id=request.id)
     return request
 
 
-def _the_same_submission(existing: JobRequest, cmd: SubmitJobRequest) -> JobRequest:
-    """The stored request a repeated submission names, if it is this client's and asked for the same."""
+async def _the_same_submission(existing: JobRequest, cmd: SubmitJobRequest, *, deps: Deps) -> JobRequest:
+    """The stored request a repeated submission names, if it is this client's and asked for the same; its projection
+    brought up to it (the first try may have stored the event and failed before the projection: the retry is what
+    a 503 asks for, and the request must then show at once, not when the relay's sweep repairs it)."""
     if existing.client.id != cmd.client_id or existing.business.id != cmd.business_id:
         raise JobRequestNotFound("No such job request.")
     asked = (cmd.service_id, cmd.date, cmd.start_time, sorted(cmd.pet_ids), cmd.notes)
@@ -132,6 +134,8 @@ def _the_same_submission(existing: JobRequest, cmd: SubmitJobRequest) -> JobRequ
     stored = (existing.service.id, existing.date, existing.start_time, pets, existing.notes)
     if cmd.idempotency_key is not None and asked != stored:
         raise IdempotencyKeyReused("This Idempotency-Key was used for another request: use a new key for a new one.")
+    if await deps.projection.version(existing.id) < existing.version:
+        await deps.projection.save(existing)
     return existing
 
 
@@ -210,8 +214,12 @@ async def _change(
                 continue
             if current is not None and current.version > stored_version and not isinstance(refused, NotFound):
                 # The projection was behind the stream (a writer crashed between its two writes): the refusal was
-                # decided on the stream; bring the projection up to it, as the sweep would, not only later.
-                await deps.projection.save(current)
+                # decided on the stream; bring the projection up to it, as the sweep would, not only later. The
+                # refusal is the answer either way: a failed repair is the sweep's to do.
+                try:
+                    await deps.projection.save(current)
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("projection.repair_failed", job_request_id=job_request_id, error=repr(exc))
             raise
         try:
             event = await deps.stream.append(changed, correlation_id=correlation_id)

@@ -111,6 +111,18 @@ async def test_a_submission_retried_with_its_idempotency_key_makes_one_request_a
     assert len(booking_portal.events_of(first.json()["id"], "job_request.submitted")) == 1
 
 
+async def test_a_keyed_retry_after_the_projection_write_failed_shows_the_request_at_once(booking_portal: Any) -> None:
+    body, key, ann = _keyed_submission(booking_portal, "14:00")
+    first = await booking_portal.http.post("/v1/portal/job-requests", headers=ann | key, json=body)
+    request_id = first.json()["id"]
+    # As if the first try stored its event, then failed (a 503) before its projection write.
+    await booking_portal.projection._requests.delete_one({"_id": request_id})
+    retry = await booking_portal.http.post("/v1/portal/job-requests", headers=ann | key, json=body)
+    shown = await booking_portal.http.get(f"/v1/portal/job-requests/{request_id}", headers=ann)
+    assert (retry.status_code, retry.json()["id"]) == (201, request_id)
+    assert shown.status_code == 200 and shown.json()["status"] == "requested"
+
+
 async def test_an_idempotency_key_reused_for_another_request_is_refused_and_keys_are_each_clients_own(
     booking_portal: Any,
 ) -> None:

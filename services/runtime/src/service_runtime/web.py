@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import re
+import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
@@ -71,9 +73,25 @@ def require_public(environment: str, setting: str, urls: Sequence[str]) -> None:
     admin's browser call itself (the pages would load and every notifier or audit call fail)."""
     if environment in {"local", "test"}:
         return
-    hosts = [urlsplit(url).hostname or "" for url in urls]
-    if not hosts or any(h == "localhost" or h.startswith("127.") or h in {"::1", ""} for h in hosts):
+    if not urls or not all(_public_http_url(url) for url in urls):
         raise ValueError(f"{setting} must name the public host(s) the admin pages use outside local mode")
+
+
+def _public_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".")
+    if parts.scheme not in {"http", "https"} or not host or host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        try:  # 127.1, 2130706433: what the resolver would read as an IPv4 address
+            address = ipaddress.ip_address(socket.inet_aton(host))
+        except OSError:
+            return True  # a name
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return not (address.is_loopback or address.is_unspecified)
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from service_runtime.settings import ServiceSettings
-from service_runtime.web import service_app
+from service_runtime.web import require_public, service_app
 
 STRONG = "x" * 40
 METRICS = "m" * 40
@@ -84,3 +84,34 @@ async def test_a_422_lists_each_field_with_a_message_and_a_validators_own_wordin
     assert bell.json()["message"] == "The request is not valid: text: must not ring the bell"
     assert [e["field"] for e in long.json()["errors"]] == ["text"]
     assert "at most 5 characters" in long.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8002",
+        "http://localhost:8002",
+        "http://localhost.:8002",
+        "http://admin.localhost",
+        "http://[::1]:8002",
+        "http://[0:0:0:0:0:0:0:1]:8002",
+        "http://[::ffff:127.0.0.1]:8002",
+        "http://0.0.0.0:8002",
+        "http://[::]:8002",
+        "http://127.1",
+        "http://2130706433/",
+        "//notifier.petsit.example",
+        "notifier.petsit.example",
+        "ftp://notifier.petsit.example",
+    ],
+)
+def test_outside_local_mode_a_url_browsers_call_must_name_a_public_http_host(url: str) -> None:
+    with pytest.raises(ValueError, match="NOTIFIER_URL"):
+        require_public("production", "NOTIFIER_URL", [url])
+    require_public("local", "NOTIFIER_URL", [url])  # anything goes locally
+
+
+def test_public_hosts_names_and_addresses_pass_and_an_empty_list_does_not() -> None:
+    require_public("production", "CORS_ORIGINS", ["https://booking.petsit.example", "https://10.0.0.5:8443"])
+    with pytest.raises(ValueError, match="CORS_ORIGINS"):
+        require_public("production", "CORS_ORIGINS", [])
