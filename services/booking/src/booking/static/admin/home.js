@@ -8,7 +8,8 @@ let unread = 0;
 let lastEventId = null;
 
 function byNewest(a, b) {
-  return b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id);
+  // As instants, not as text: "…:05Z" and "…:05.500000Z" of one second would sort the wrong way round.
+  return Date.parse(b.created_at) - Date.parse(a.created_at) || b.id.localeCompare(a.id);
 }
 
 function noticeItem(notice) {
@@ -45,7 +46,8 @@ function add(notice, { live }) {
   if (notices.has(notice.id)) return false;
   notices.set(notice.id, notice);
   if (notice.read_at === null) unread += 1;
-  if (live) $("new-notice").textContent = `New notice: ${notice.title}`;
+  // Each announcement differs from the last (two notices alike in title would be one to a screen reader).
+  if (live) $("new-notice").textContent = `New notice: ${notice.title}, ${notice.service} on ${shortDay(notice.requested_date)} at ${notice.requested_start_time}.`;
   return true;
 }
 

@@ -75,9 +75,15 @@ function rowsShown() {
 async function load({ keepAlert = false } = {}) {
   const status = chosenStatus();
   const mine = ++list.asked;
+  const moreWasHidden = $("requests-more").hidden;
   $("requests-more").hidden = true; // the list on screen is about to be replaced: no more pages of it
   const requests = await guarded(() => booking(`/v1/admin/job-requests?${pageQuery(status)}`), "the booking service");
-  if (!requests || mine !== list.asked) return;
+  if (mine !== list.asked) return;
+  if (!requests) {
+    // Not replaced after all: the list on screen stays as it was, its "Show more" too (the alert says why).
+    $("requests-more").hidden = moreWasHidden;
+    return;
+  }
   if (!keepAlert) showAlert(""); // an earlier failure's alert does not outlive a good answer
   Object.assign(list, { onScreen: mine, status, last: requests.at(-1) ?? null });
   $("requests-caption").textContent = `Job requests that are ${status}`;
@@ -117,6 +123,7 @@ async function schedule(request, button) {
     "the booking service",
   );
   if (!done) {
+    button.setAttribute("aria-disabled", "false"); // usable again if the list cannot be reloaded either
     await load({ keepAlert: true }); // the alert says why (scheduled or cancelled meanwhile)
     return;
   }

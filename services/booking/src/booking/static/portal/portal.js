@@ -55,6 +55,7 @@ function signedOut(message) {
   // Nothing of this client's stays on the page for whoever signs in next.
   state.day = null;
   state.jobs = [];
+  $("status").textContent = "";
   $("day-jobs").replaceChildren();
   $("day-panel").hidden = true;
   $("schedule").hidden = true;
@@ -194,9 +195,12 @@ function renderDay() {
   $("day-panel").hidden = false;
 }
 
+let dayAsked = 0; // a day's answer that arrives after a later click on another day is dropped
+
 async function openDay(day) {
+  const asked = ++dayAsked;
   const schedule = await guarded(() => api(`/v1/portal/schedule/${day}`));
-  if (!schedule) return;
+  if (!schedule || asked !== dayAsked) return;
   state.day = day;
   state.timezone = schedule.timezone;
   state.jobs = schedule.job_requests;
@@ -210,6 +214,16 @@ async function openDay(day) {
 // ---- The cancel dialog ----
 
 const cancelFields = () => ({ reason: $("cancel-reason") }); // the API's field names in the dialog's form
+const inFlight = new Set(); // the job requests whose cancel is on its way (the dialog may be closed meanwhile)
+
+// While its cancel is on its way the button is aria-disabled, not disabled: it keeps the keyboard focus.
+function confirmButton({ busy }) {
+  const button = $("confirm-cancel");
+  button.disabled = false;
+  button.setAttribute("aria-disabled", String(busy));
+  button.textContent = busy ? "Cancelling\u2026" : "Yes, cancel job request";
+  return button;
+}
 
 function openDialog(job, opener) {
   state.cancelling = job;
@@ -219,8 +233,7 @@ function openDialog(job, opener) {
   $("cancel-reason").value = "";
   $("cancel-error").textContent = "";
   clearFieldErrors(cancelFields());
-  $("confirm-cancel").disabled = false;
-  $("confirm-cancel").textContent = "Yes, cancel job request";
+  confirmButton({ busy: inFlight.has(job.id) });
   $("cancel-dialog").showModal();
   $("cancel-reason").focus();
 }
@@ -242,51 +255,61 @@ function afterClose() {
 
 async function confirmCancel() {
   const job = state.cancelling;
-  if (!job) return;
-  const button = $("confirm-cancel");
-  button.disabled = true;
-  button.textContent = "Cancelling\u2026";
+  if (!job || inFlight.has(job.id) || $("confirm-cancel").disabled) return;
+  inFlight.add(job.id);
+  const button = confirmButton({ busy: true });
   $("cancel-error").textContent = "";
   clearFieldErrors(cancelFields());
   const reason = $("cancel-reason").value.trim();
+  let cancelled;
   try {
-    const cancelled = await api(`/v1/portal/job-requests/${encodeURIComponent(job.id)}/cancel`, {
+    cancelled = await api(`/v1/portal/job-requests/${encodeURIComponent(job.id)}/cancel`, {
       method: "POST",
       body: reason ? { reason } : {},
     });
-    state.jobs = state.jobs.map((j) => (j.id === cancelled.id ? cancelled : j));
-    renderDay();
-    if (state.cancelling?.id === job.id) closeDialog(); // the dialog may have been closed, or opened for another request
-    announce(`Job request cancelled: ${cancelled.service.name} on ${longDay(cancelled.date)} at ${cancelled.start_time}.`);
-    await loadMonth(state.month);
   } catch (error) {
-    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
-      signedOut(problem(error));
-      return;
-    }
-    const refused = error instanceof ApiError && error.status === 409;
-    let marked = false;
-    if (state.cancelling?.id === job.id) {
-      // A refused reason (422) is told under the reason field; what is about no field of the dialog, in its alert.
-      marked = markFieldErrors(error, cancelFields());
-      const others = otherFieldErrors(error, cancelFields());
-      $("cancel-error").textContent = marked
-        ? `The job request was not cancelled: correct the reason and try again.${others ? ` Also: ${others}` : ""}`
-        : problem(error);
-      button.textContent = "Yes, cancel job request";
-      // Scheduled meanwhile: no use trying again. Busy (someone else changing it right now): try again.
-      button.disabled = error instanceof ApiError && error.code === "job_request_already_scheduled";
-    }
-    if (refused) {
-      const fresh = await guarded(() => api(`/v1/portal/schedule/${state.day}`));
-      if (fresh) {
-        state.jobs = fresh.job_requests;
-        renderDay();
-      }
-      await loadMonth(state.month);
-    }
-    if (state.cancelling?.id === job.id) $(marked ? "cancel-reason" : "close-cancel").focus();
+    inFlight.delete(job.id);
+    await cancelRefused(job, error);
+    return;
   }
+  inFlight.delete(job.id);
+  state.jobs = state.jobs.map((j) => (j.id === cancelled.id ? cancelled : j));
+  renderDay();
+  if (state.cancelling?.id === job.id) closeDialog(); // the dialog may have been closed, or opened for another request
+  announce(`Job request cancelled: ${cancelled.service.name} on ${longDay(cancelled.date)} at ${cancelled.start_time}.`);
+  await loadMonth(state.wanted ?? state.month); // a Previous/Next click made meanwhile stands
+}
+
+// A cancel that did not go through: said in the dialog when it is still open for that request, else in the page.
+async function cancelRefused(job, error) {
+  if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+    signedOut(problem(error));
+    return;
+  }
+  const refused = error instanceof ApiError && error.status === 409;
+  let marked = false;
+  if (state.cancelling?.id === job.id) {
+    // A refused reason (422) is told under the reason field; what is about no field of the dialog, in its alert.
+    marked = markFieldErrors(error, cancelFields());
+    const others = otherFieldErrors(error, cancelFields());
+    $("cancel-error").textContent = marked
+      ? `The job request was not cancelled: correct the reason and try again.${others ? ` Also: ${others}` : ""}`
+      : problem(error);
+    const button = confirmButton({ busy: false });
+    // Scheduled meanwhile: no use trying again. Busy (someone else changing it right now): try again.
+    button.disabled = error instanceof ApiError && error.code === "job_request_already_scheduled";
+  } else {
+    showAlert(`The job request was not cancelled: ${problem(error)}`); // the dialog was closed meanwhile
+  }
+  if (refused) {
+    const fresh = await guarded(() => api(`/v1/portal/schedule/${state.day}`));
+    if (fresh) {
+      state.jobs = fresh.job_requests;
+      renderDay();
+    }
+    await loadMonth(state.wanted ?? state.month);
+  }
+  if (state.cancelling?.id === job.id) $(marked ? "cancel-reason" : "close-cancel").focus();
 }
 
 // Keep Tab and Shift+Tab inside the open dialog.
