@@ -23,6 +23,8 @@ from service_runtime.logs import redact
 
 log = structlog.get_logger(__name__)
 
+RECORD_PATIENCE_SECONDS = 300.0  # how long a sent email's record is retried while the database is away
+
 EMAIL_CONSUMER = "notifier.cancellation_email"
 NOTICE_CONSUMER = "notifier.home_notice"
 NOTICE_NAMESPACE = uuid.UUID("6f1c2f6e-6a53-4d39-9c0f-5f3f0e0f2a11")
@@ -79,6 +81,7 @@ async def on_job_request_cancelled(
     sent: SentEmails,
     sender: str,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    record_patience: float = RECORD_PATIENCE_SECONDS,
 ) -> None:
     """Post the notice and email the client with the admin inbox in CC, once per event.
 
@@ -116,18 +119,21 @@ async def on_job_request_cancelled(
 
     async def record() -> None:
         # Right after the 250: a crash before this write is the one window that resends (same Message-ID). A
-        # database blip is retried here: a redelivery would find the claim and no record, and resend once the
-        # lease ran out.
+        # database outage is waited out here, holding the delivery, for up to `record_patience` (past the claim's
+        # lease if need be): giving up would defer the delivery, which then finds the claim without a record and
+        # sends again once the lease has run out, a second email for certain; holding on risks one only if another
+        # delivery of the same event is in flight meanwhile.
         nonlocal accepted
         accepted = True
-        deadline = loop.time() + budget
+        patience = max(budget, record_patience)
+        deadline = loop.time() + patience
         try:
-            async for attempt in stamina.retry_context(on=(PyMongoError, TimeoutError), timeout=budget, wait_max=2.0):
+            async for attempt in stamina.retry_context(on=(PyMongoError, TimeoutError), timeout=patience, wait_max=2.0):
                 with attempt:
                     async with asyncio.timeout_at(deadline):  # each attempt too: one may hang up to the db timeout
                         await sent.mark_sent(key, message_id=str(message["Message-ID"]), at=clock())
         except TimeoutError as exc:  # the database, not the message: retry later without using an attempt
-            raise Unavailable("the sent email could not be recorded within its claim's time") from exc
+            raise Unavailable(f"the sent email could not be recorded within {patience:.0f} s") from exc
 
     try:
         async with mailer.connection() as smtp:

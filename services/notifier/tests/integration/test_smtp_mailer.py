@@ -270,11 +270,34 @@ async def test_a_database_blip_right_after_the_250_is_retried_and_sends_no_secon
     await mailer.close()
 
 
+async def test_a_database_outage_after_the_250_longer_than_the_claim_s_lease_is_waited_out_and_sends_no_second_email(
+    servers: Servers, mailpit: Mailpit, database_behind_proxy: tuple[Any, FaultProxy]
+) -> None:
+    db, proxy = database_behind_proxy
+    sent = SentEmails(db, lease=timedelta(seconds=2))  # the send gets 0.8 s, and so would the record without patience
+    event = cancelled_event()
+    mailer = SmtpMailer(host=servers.smtp_host, port=servers.smtp_port, timeout=5)
+    asyncio.get_running_loop().call_later(3.0, proxy.heal)  # the database is away 3 s, past the 2 s lease
+
+    await on_job_request_cancelled(
+        event,
+        mailer=_CutsTheDatabaseOnAccept(mailer, proxy, stall=True),
+        notices=Notices(db),
+        sent=sent,
+        sender="x@y.example",
+    )
+
+    key = sent.key("notifier.cancellation_email", str(event.id), event.data.client.email)
+    assert await sent.was_sent(key)  # a redelivery finds the record: it sends nothing
+    assert len(await mailpit.messages_to(event.data.client.email)) == 1
+    await mailer.close()
+
+
 async def test_a_sent_email_whose_record_cannot_be_written_in_time_is_deferred_not_counted_as_a_failed_attempt(
     servers: Servers, mailpit: Mailpit, database_behind_proxy: tuple[Any, FaultProxy]
 ) -> None:
     db, proxy = database_behind_proxy
-    sent = SentEmails(db, lease=timedelta(seconds=2))  # the record gets 0.8 s
+    sent = SentEmails(db, lease=timedelta(seconds=2))  # with no more patience than that, the record gets 0.8 s
     event = cancelled_event()
     mailer = SmtpMailer(host=servers.smtp_host, port=servers.smtp_port, timeout=5)
 
@@ -285,6 +308,7 @@ async def test_a_sent_email_whose_record_cannot_be_written_in_time_is_deferred_n
             notices=Notices(db),
             sent=sent,
             sender="x@y.example",
+            record_patience=0,
         )
 
     proxy.heal()
