@@ -272,6 +272,12 @@ def _ascii_sender(message: EmailMessage) -> bool:
 _NOT_ABOUT_THE_MESSAGE = {530, 534, 535, 538}  # authentication required / too weak / refused / encryption required
 
 
+def _about_the_message(code: int, message: str) -> bool:
+    """A 5xx refusal of a recipient that is about the recipient (no such mailbox...), not about us: an enhanced status
+    of class 5.7 (security or policy: relaying denied, sender not authorised) says our settings, which a fix mends."""
+    return 500 <= code < 600 and code not in _NOT_ABOUT_THE_MESSAGE and not message.lstrip().startswith("5.7.")
+
+
 _ADDRESS = re.compile(r"""(?:"[^"\r\n]*"|[^\s<>(),;:"\[\]]+)@(?:\[[^\]\s]*\]|[^\s<>(),;:'"\[\]]+)""")
 
 
@@ -293,11 +299,13 @@ def _verdict(exc: aiosmtplib.SMTPException | OSError) -> Exception:
     a retry after a fix survives; parking every email at once would not)."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [r.code for r in exc.recipients]
-        if codes and all(500 <= c < 600 and c not in _NOT_ABOUT_THE_MESSAGE for c in codes):
+        if codes and all(_about_the_message(r.code, r.message) for r in exc.recipients):
             replies = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
             return PermanentError(_scrubbed(f"SMTP refused every recipient: {replies}"))
         return TransientError(_scrubbed(f"SMTP refused the recipients for now: {codes}"))
-    if isinstance(exc, aiosmtplib.SMTPSenderRefused | aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused):  # our MAIL_FROM (unverified, not authorised): a setting to fix
+        return TransientError(_scrubbed(f"SMTP refused the configured sender: {exc.code} {exc.message}"))
+    if isinstance(exc, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
         if 500 <= exc.code < 600 and exc.code not in _NOT_ABOUT_THE_MESSAGE:
             return PermanentError(_scrubbed(f"SMTP refused the message: {exc.code} {exc.message}"))
     if isinstance(exc, aiosmtplib.SMTPResponseException):

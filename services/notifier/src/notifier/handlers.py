@@ -56,7 +56,9 @@ def notice_for(event: CloudEvent[JobRequestCancelled], *, now: datetime) -> dict
         "dedupe_key": f"{NOTICE_CONSUMER}:{event.id}",
         "business_id": data.business.id,
         "kind": event.type,
-        "title": f"{data.client.name} cancelled a job request",
+        "title": f"{data.client.name} cancelled a job request"
+        if data.cancelled_by.kind == "client"
+        else f"A job request of {data.client.name} was cancelled by an admin",
         "message": f"{who} cancelled the job request {data.job_request_id} for {data.service.name} on {when}. "
         f"Cancelled {cancelled}.",
         "job_request_id": data.job_request_id,

@@ -70,10 +70,28 @@ def strict_smtp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 
 class _Received:
-    """aiosmtpd's handler: keeps each accepted message's envelope."""
+    """aiosmtpd's handler: keeps each accepted message's envelope; `mail_reply`/`rcpt_reply` script refusals."""
 
     def __init__(self) -> None:
         self.envelopes: list[tuple[str, list[str], bytes]] = []
+        self.mail_reply: str | None = None
+        self.rcpt_reply: str | None = None
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.mail_reply:
+            return self.mail_reply
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.rcpt_reply:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""
@@ -167,6 +185,27 @@ async def test_a_non_ascii_sender_the_server_cannot_take_is_a_setting_to_fix_so_
     message.replace_header("From", "Bookings <büro@booking.example>")
     with pytest.raises(TransientError, match="MAIL_FROM"):
         await mailer.send(message)
+    await mailer.close()
+    assert received.envelopes == []
+
+
+@pytest.mark.parametrize(
+    ("script", "reply", "verdict"),
+    [
+        ("mail_reply", "553 5.7.1 Sender address not authorised", TransientError),  # our MAIL_FROM: a setting
+        ("rcpt_reply", "554 5.7.1 Relay access denied", TransientError),  # our relay settings, for every recipient
+        ("rcpt_reply", "550 5.1.1 No such user here", PermanentError),  # about the recipients themselves
+    ],
+)
+async def test_a_refusal_about_our_settings_retries_and_one_about_the_recipients_parks_the_email(
+    ascii_only_smtp: tuple[int, _Received], script: str, reply: str, verdict: type[Exception]
+) -> None:
+    port, received = ascii_only_smtp
+    setattr(received, script, reply)
+    mailer = SmtpMailer(host="127.0.0.1", port=port, timeout=5)
+    with pytest.raises(verdict) as refused:
+        await mailer.send(a_message("ann@client.example"))
+    assert type(refused.value) is verdict and "ann@client.example" not in str(refused.value)
     await mailer.close()
     assert received.envelopes == []
 

@@ -55,6 +55,14 @@ def test_the_notice_names_client_service_requested_time_request_id_and_cancellat
         assert part in notice["message"]
 
 
+def test_the_notice_title_says_who_cancelled_the_client_or_an_admin() -> None:
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    by_client = notice_for(cancelled_event(), now=now)
+    admin = cancelled_event(cancelled_by={"kind": "admin", "id": "boss"})
+    assert by_client["title"] == "Ann Example cancelled a job request"
+    assert notice_for(admin, now=now)["title"] == "A job request of Ann Example was cancelled by an admin"
+
+
 def test_the_same_event_always_makes_the_same_notice_id() -> None:
     event = cancelled_event()
     now = datetime(2026, 11, 25, tzinfo=UTC)
