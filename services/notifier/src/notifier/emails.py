@@ -16,6 +16,8 @@ from email.utils import formatdate
 
 import aiosmtplib
 import idna
+import structlog
+from prometheus_client import Counter
 
 from booking_contracts import CloudEvent, JobRequestCancelled
 from service_runtime.errors import PermanentError, TransientError
@@ -23,6 +25,14 @@ from service_runtime.humanize import day_and_time, instant
 from service_runtime.logs import redact
 
 MESSAGE_ID_DOMAIN = "notifier.booking.example"
+
+log = structlog.get_logger(__name__)
+ADMIN_COPY_SKIPPED = Counter(
+    "notifier_admin_copy_skipped", "Cancellation emails sent without the admin inbox's copy (a malformed admin inbox)."
+)
+RECIPIENTS_REFUSED = Counter(
+    "notifier_recipients_refused", "Recipients the SMTP server refused in a message it accepted for the others."
+)
 
 
 class _OnceHeaderRegistry(HeaderRegistry):
@@ -90,8 +100,15 @@ def _cancellation_email(event: CloudEvent[JobRequestCancelled], *, sender: str) 
     msg["Subject"] = f"Job request cancelled: {data.service.name} on {when}"
     msg["From"] = _header("From", sender)
     msg["To"] = _address(data.client.email, role="the client's email", display_name=data.client.name)
-    msg["Cc"] = _header("Cc", data.business.admin_email)
-    msg["Reply-To"] = _header("Reply-To", data.business.admin_email)
+    try:
+        cc, reply_to = _header("Cc", data.business.admin_email), _header("Reply-To", data.business.admin_email)
+    except (ValueError, MessageError):
+        # A malformed admin inbox (catalogue data) must not cost the client their confirmation: it goes without the
+        # copy, and the admin still gets the HOME notice.
+        log.warning("email.admin_inbox_unusable", business_id=data.business.id)
+        ADMIN_COPY_SKIPPED.inc()
+    else:
+        msg["Cc"], msg["Reply-To"] = cc, reply_to
     msg["Date"] = formatdate(data.cancelled_at.timestamp(), usegmt=True)
     msg["Message-ID"] = message_id(str(event.id), data.client.email)
     msg["X-Job-Request-Id"] = data.job_request_id
@@ -205,8 +222,16 @@ class SmtpMailer:
                 smtp = aiosmtplib.SMTP(**self._options)  # type: ignore[arg-type]
                 await smtp.connect()
             sending = True
-            # Refused recipients among accepted ones do not make a retry right: the message went out once.
-            await smtp.send_message(message)
+            # Refused recipients among accepted ones do not make a retry right: the message went out once (a retry
+            # would send it again to the others). They are logged (redacted) and counted.
+            refused, _ = await smtp.send_message(message)
+            if refused:
+                RECIPIENTS_REFUSED.inc(len(refused))
+                log.warning(
+                    "email.recipients_refused",
+                    replies=[_scrubbed(f"{r.code} {r.message}") for r in refused.values()],
+                    recipients=[redact(address) for address in refused],
+                )
         except (aiosmtplib.SMTPException, OSError) as exc:
             if sending and isinstance(exc, aiosmtplib.SMTPNotSupported) and smtp is not None:
                 # aiosmtplib raises it while sending for one reason only, before the transaction's first command:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from prometheus_client import REGISTRY
 from pymongo.errors import PyMongoError
 
 from notifier.emails import SmtpConnection, SmtpMailer, cancellation_email
@@ -76,6 +77,7 @@ class _Received:
         self.envelopes: list[tuple[str, list[str], bytes]] = []
         self.mail_reply: str | None = None
         self.rcpt_reply: str | None = None
+        self.refuse: dict[str, str] = {}  # recipient -> the reply refusing it
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -88,8 +90,8 @@ class _Received:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        if self.rcpt_reply:
-            return self.rcpt_reply
+        if self.rcpt_reply or address in self.refuse:
+            return self.rcpt_reply or self.refuse[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -208,6 +210,21 @@ async def test_a_refusal_about_our_settings_retries_and_one_about_the_recipients
     assert type(refused.value) is verdict and "ann@client.example" not in str(refused.value)
     await mailer.close()
     assert received.envelopes == []
+
+
+async def test_a_recipient_refused_among_accepted_ones_is_counted_and_the_message_is_not_sent_again(
+    ascii_only_smtp: tuple[int, _Received],
+) -> None:
+    port, received = ascii_only_smtp
+    received.refuse["admin@paws.example"] = "450 4.2.0 Mailbox busy"
+    message = a_message("ann@client.example")
+    message["Cc"] = "admin@paws.example"
+    before = REGISTRY.get_sample_value("notifier_recipients_refused_total") or 0.0
+    mailer = SmtpMailer(host="127.0.0.1", port=port, timeout=5)
+    await mailer.send(message)  # accepted for Ann: a retry would send it to her twice
+    await mailer.close()
+    assert [recipients for _, recipients, _ in received.envelopes] == [["ann@client.example"]]
+    assert REGISTRY.get_sample_value("notifier_recipients_refused_total") == before + 1
 
 
 async def test_a_send_the_server_does_not_answer_in_time_is_transient_and_frees_its_connection(
