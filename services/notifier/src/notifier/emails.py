@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from email._header_value_parser import get_addr_spec
@@ -48,9 +49,11 @@ POLICY = default.clone(header_factory=_OnceHeaderRegistry())
 
 
 def message_id(event_id: str, recipient: str) -> str:
-    """A Message-ID derived from the event id, so a resent email is recognisably the same email."""
-    local = recipient.split("@", 1)[0][:32].replace("<", "").replace(">", "")
-    return f"<{event_id}.{local}@{MESSAGE_ID_DOMAIN}>"
+    """A Message-ID derived from the event id and the recipient, so a resent email is recognisably the same email.
+    The recipient goes in as a digest: a local part may hold spaces or quotes (not allowed there), and the header
+    travels with forwarded mail."""
+    digest = hashlib.sha256(recipient.encode()).hexdigest()[:16]
+    return f"<{event_id}.{digest}@{MESSAGE_ID_DOMAIN}>"
 
 
 class UnsendableEmail(PermanentError):

@@ -35,6 +35,14 @@ def test_the_message_id_is_derived_from_the_event_id() -> None:
     assert str(event.id) in mail["Message-ID"]
 
 
+def test_the_message_id_is_well_formed_and_names_no_part_of_the_address() -> None:
+    for email in ('"ann smith"@client.example', "ann.secret@client.example", "josé@client.example"):
+        event = cancelled_event(client={"id": "c1", "name": "Ann", "email": email})
+        mail = cancellation_email(event, sender="x@y.example")
+        assert not mail["Message-ID"].defects and mail["Message-ID"].isascii()
+        assert "ann" not in mail["Message-ID"] and "jos" not in mail["Message-ID"]
+
+
 def test_the_reason_appears_only_when_given() -> None:
     assert "Reason:" not in cancellation_email(cancelled_event(), sender="x@y.example").get_content()
     with_reason = cancelled_event(reason="Going away")
