@@ -518,6 +518,26 @@ async def test_a_token_of_the_wrong_role_signs_out_with_a_clear_message_on_eithe
     assert await admin.evaluate("localStorage.getItem('admin_token')") is None  # not kept for the other tabs
 
 
+async def test_signing_out_of_the_admin_pages_leaves_nothing_of_the_business_in_any_tab(
+    stack: Stack, new_context: Callable[..., Awaitable[BrowserContext]]
+) -> None:
+    context = await new_context()
+    home = await context.new_page()
+    await home.goto(f"{stack.booking.url}/admin/#token={stack.admin_token}")
+    await expect(home.locator("#notices")).to_be_visible()
+    requests = await context.new_page()  # a second tab of the same admin (the token is shared between tabs)
+    await requests.goto(f"{stack.booking.url}/admin/job-requests.html")
+    await expect(requests.locator("#requests-body tr").first).to_be_visible()
+
+    await home.get_by_role("button", name="Sign out").click()
+    for page in (home, requests):
+        await expect(page.get_by_label("Admin token")).to_be_visible()
+        await expect(page.get_by_role("alert")).to_have_text("Signed out.")
+        await expect(page.get_by_role("button", name="Sign out")).to_be_hidden()
+        assert await page.evaluate("localStorage.getItem('admin_token')") is None
+    assert await requests.locator("#requests-body tr").count() == 0  # the page loaded again, empty
+
+
 async def test_the_job_request_screen_shows_more_until_the_last_page_and_starts_again_with_another_filter(
     stack: Stack, new_context: NewContext, mongo: Any
 ) -> None:

@@ -36,8 +36,30 @@ export function showAlert(message) {
   $("alert").textContent = message;
 }
 
+const SIGNED_OUT_KEY = "admin_signed_out"; // says "Signed out." on the page that loads after signing out
+
+// Sign out of every admin tab of this browser (a shared front-desk computer): the token goes, and the page loads
+// again empty, nothing of the business left in it. The other tabs hear it through the storage event.
+function signOut() {
+  localStorage.removeItem(TOKEN_KEY);
+  sessionStorage.setItem(SIGNED_OUT_KEY, "1");
+  location.replace(location.pathname);
+}
+
+window.addEventListener("storage", (event) => {
+  if (event.key === TOKEN_KEY && !event.newValue && session.token) {
+    sessionStorage.setItem(SIGNED_OUT_KEY, "1");
+    location.replace(location.pathname);
+  }
+});
+
 // Run the page once there is a token; otherwise (or after a 401) ask for one.
 export function signInThen(run) {
+  $("sign-out").addEventListener("click", signOut);
+  if (sessionStorage.getItem(SIGNED_OUT_KEY)) {
+    sessionStorage.removeItem(SIGNED_OUT_KEY);
+    showAlert("Signed out.");
+  }
   const form = $("sign-in-form");
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -46,11 +68,13 @@ export function signInThen(run) {
     $("token").value = "";
     $("sign-in").hidden = true;
     $("page").hidden = false;
+    $("sign-out").hidden = false;
     showAlert("");
     run();
   });
   if (session.token) {
     $("page").hidden = false;
+    $("sign-out").hidden = false;
     run();
   } else {
     $("sign-in").hidden = false;
@@ -61,6 +85,7 @@ export function signedOut(message) {
   session.token = null;
   localStorage.removeItem(TOKEN_KEY);
   $("page").hidden = true;
+  $("sign-out").hidden = true;
   $("sign-in").hidden = false;
   showAlert(message);
 }
