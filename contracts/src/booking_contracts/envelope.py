@@ -15,6 +15,14 @@ DataT = TypeVar("DataT")
 PUBLISHED_VERSIONS_PATTERN = r"^[1-9][0-9]{0,3}(,[1-9][0-9]{0,3}){0,9}$"
 
 
+def _specversion_required(schema: dict[str, Any]) -> None:
+    # CloudEvents requires `specversion`, and so do our consumers (EventMeta): the schema must not call it optional
+    # because the model has a default for building events.
+    required = schema.setdefault("required", [])
+    if "specversion" not in required:
+        required.insert(0, "specversion")
+
+
 class CloudEvent(BaseModel, Generic[DataT]):
     """CloudEvents 1.0 envelope; python names follow the issue, aliases are the wire attributes."""
 
@@ -23,14 +31,17 @@ class CloudEvent(BaseModel, Generic[DataT]):
         extra="ignore",
         populate_by_name=True,
         serialize_by_alias=True,
+        json_schema_extra=_specversion_required,
     )
 
-    specversion: Literal["1.0"] = "1.0"
+    specversion: Literal["1.0"] = "1.0"  # a default to build events with; required on the wire (the schema says so)
     id: UUID = Field(description="Event id: the idempotency key of every consumer.")
     type: str = Field(description="Event type, equal to the AMQP routing key, e.g. job_request.cancelled.")
     source: str = Field(description="URI reference of the producing service, e.g. /booking.")
     dataschema: str = Field(description="URI naming the data schema and its major version.")
-    occurred_at: AwareDatetime = Field(alias="time", description="When the change happened (UTC).")
+    occurred_at: AwareDatetime = Field(
+        alias="time", description="When the change happened: an RFC 3339 time with its offset (booking writes UTC)."
+    )
     correlation_id: str = Field(alias="correlationid", description="Correlation id of the causing request.")
     subject: str = Field(description="The job request id the event is about.")
     datacontenttype: Literal["application/json"] = "application/json"

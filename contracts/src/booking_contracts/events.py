@@ -33,7 +33,11 @@ def _iana_zone(value: str) -> str:
     return value
 
 
-IanaTimezone = Annotated[str, AfterValidator(_iana_zone)]
+IANA_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"  # the form of every name in the tz database
+
+IanaTimezone = Annotated[
+    str, AfterValidator(_iana_zone), WithJsonSchema({"type": "string", "pattern": IANA_ZONE_PATTERN})
+]
 """An IANA timezone name the standard library knows (with tzdata installed), e.g. Europe/London."""
 
 WallClockTime = Annotated[
