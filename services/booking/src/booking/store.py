@@ -89,7 +89,8 @@ class JobRequests:
     async def save(self, request: JobRequest, *, attempts: int = 3) -> None:
         """Write the request unless the stored one is as new or newer.
 
-        A change of a stored request costs one round trip (the replace). Only the winner of a version writes it, and
+        A change of a stored request costs one round trip (the replace). Only the winner of a version writes it (or a
+        repair writing the stream's latest, which is the same content: a refusal or a repeat decided on the stream), and
         the domain allows no two changes after a submit, so no two replaces of different versions of one request
         race: the one race left, a change overtaking the submit's first write, ends in the insert's duplicate key and
         a second replace. FerretDB v1 could lose one of two racing replaces (design.md); a change of the rules that

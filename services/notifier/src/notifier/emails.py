@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from email._header_value_parser import get_addr_spec
@@ -48,12 +47,11 @@ class _OnceHeaderRegistry(HeaderRegistry):
 POLICY = default.clone(header_factory=_OnceHeaderRegistry())
 
 
-def message_id(event_id: str, recipient: str) -> str:
-    """A Message-ID derived from the event id and the recipient, so a resent email is recognisably the same email.
-    The recipient goes in as a digest: a local part may hold spaces or quotes (not allowed there), and the header
-    travels with forwarded mail."""
-    digest = hashlib.sha256(recipient.encode()).hexdigest()[:16]
-    return f"<{event_id}.{digest}@{MESSAGE_ID_DOMAIN}>"
+def message_id(event_id: str) -> str:
+    """A Message-ID derived from the event id, so a resent email is recognisably the same email. One event makes one
+    email, so nothing of the recipient goes in: the header travels with forwarded mail, and even a digest of an
+    address can be matched against a list of likely ones."""
+    return f"<{event_id}.cancellation@{MESSAGE_ID_DOMAIN}>"
 
 
 class UnsendableEmail(PermanentError):
@@ -113,7 +111,7 @@ def _cancellation_email(event: CloudEvent[JobRequestCancelled], *, sender: str) 
     else:
         msg["Cc"], msg["Reply-To"] = cc, reply_to
     msg["Date"] = formatdate(data.cancelled_at.timestamp(), usegmt=True)
-    msg["Message-ID"] = message_id(str(event.id), data.client.email)
+    msg["Message-ID"] = message_id(str(event.id))
     msg["X-Job-Request-Id"] = data.job_request_id
     msg["X-Event-Id"] = str(event.id)
     msg.set_content("\n".join(lines))
@@ -322,9 +320,10 @@ def _scrubbed(text: str) -> str:
 
 
 def _verdict(exc: aiosmtplib.SMTPException | OSError) -> Exception:
-    """PermanentError for a 5xx about this message (its sender, all its recipients, its content); TransientError for
-    everything else: 4xx, connection, greeting, HELO, AUTH and TLS failures (the server or our settings, which
-    a retry after a fix survives; parking every email at once would not)."""
+    """PermanentError for a 5xx about this message (all its recipients, its content); TransientError for everything
+    else: 4xx, connection, greeting, HELO, AUTH and TLS failures, a refused MAIL FROM, and 5xx replies of class 5.7
+    (security or policy: relaying denied, sender not authorised, DMARC): the server or our settings, which a retry
+    after a fix survives; parking every email at once would not."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [r.code for r in exc.recipients]
         if codes and all(_about_the_message(r.code, r.message) for r in exc.recipients):
@@ -334,7 +333,7 @@ def _verdict(exc: aiosmtplib.SMTPException | OSError) -> Exception:
     if isinstance(exc, aiosmtplib.SMTPSenderRefused):  # our MAIL_FROM (unverified, not authorised): a setting to fix
         return TransientError(_scrubbed(f"SMTP refused the configured sender: {exc.code} {exc.message}"))
     if isinstance(exc, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
-        if 500 <= exc.code < 600 and exc.code not in _NOT_ABOUT_THE_MESSAGE:
+        if _about_the_message(exc.code, exc.message):
             return PermanentError(_scrubbed(f"SMTP refused the message: {exc.code} {exc.message}"))
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return TransientError(_scrubbed(f"SMTP said {exc.code} {exc.message}"))

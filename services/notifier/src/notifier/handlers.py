@@ -101,7 +101,8 @@ async def on_job_request_cancelled(
         await post_notice()
         raise
     key = sent.key(EMAIL_CONSUMER, str(event.id), event.data.client.email)
-    # The send and the record after it each get under half the claim's lease, so that the claim outlasts both.
+    # The send gets under half the claim's lease, and so does the record after it unless the database is away (then
+    # the record waits longer: see record()), so that normally the claim outlasts both.
     budget = sent.lease.total_seconds() * 0.4
     loop = asyncio.get_running_loop()
     # Claimed before waiting for an SMTP connection, so that concurrent deliveries' claims go out together.
@@ -157,7 +158,8 @@ async def on_job_request_cancelled(
         if not accepted and claim == "claimed":  # not sent: give the claim back so that the retry may send at once
             await _release_quietly(sent, key, claimed_at=claimed_at)
         raise
-    log.info("email.sent", to=redact(event.data.client.email), cc=redact(event.data.business.admin_email))
+    cc = redact(event.data.business.admin_email) if message["Cc"] is not None else None
+    log.info("email.sent", to=redact(event.data.client.email), cc=cc)
 
 
 async def _release_quietly(sent: SentEmails, key: str, *, claimed_at: datetime) -> None:

@@ -97,7 +97,8 @@ class SentEmails:
 
     @property
     def lease(self) -> timedelta:
-        """How long a claim holds before another delivery may take it over (its holder is taken for dead)."""
+        """How long a claim holds before another delivery may take it over (its holder is taken for dead; one still
+        recording a sent email through a database outage may outlive it, see notifier.handlers)."""
         return self._lease
 
     async def create_indexes(self) -> None:

@@ -78,6 +78,7 @@ class _Received:
         self.mail_reply: str | None = None
         self.rcpt_reply: str | None = None
         self.refuse: dict[str, str] = {}  # recipient -> the reply refusing it
+        self.data_reply: str | None = None
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -96,6 +97,8 @@ class _Received:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.data_reply:
+            return self.data_reply
         content = envelope.original_content or b""
         self.envelopes.append((str(envelope.mail_from), list(envelope.rcpt_tos), content))
         return "250 OK"
@@ -197,6 +200,8 @@ async def test_a_non_ascii_sender_the_server_cannot_take_is_a_setting_to_fix_so_
         ("mail_reply", "553 5.7.1 Sender address not authorised", TransientError),  # our MAIL_FROM: a setting
         ("rcpt_reply", "554 5.7.1 Relay access denied", TransientError),  # our relay settings, for every recipient
         ("rcpt_reply", "550 5.1.1 No such user here", PermanentError),  # about the recipients themselves
+        ("data_reply", "550 5.7.1 Message rejected by the sender domain's DMARC policy", TransientError),  # ours
+        ("data_reply", "554 5.6.0 Message content rejected", PermanentError),  # about this message
     ],
 )
 async def test_a_refusal_about_our_settings_retries_and_one_about_the_recipients_parks_the_email(

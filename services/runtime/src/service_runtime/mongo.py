@@ -306,5 +306,6 @@ __all__ = [
     "connect_mongo",
     "ensure_indexes",
     "insert_new",
+    "may_be_outage",
     "ping",
 ]

@@ -43,13 +43,13 @@ const SIGNED_OUT_KEY = "admin_signed_out"; // says "Signed out." on the page tha
 function signOut() {
   localStorage.removeItem(TOKEN_KEY);
   sessionStorage.setItem(SIGNED_OUT_KEY, "1");
-  location.replace(location.pathname);
+  location.replace(location.pathname + location.search); // the same page (a client's LOGS keeps its ?id=)
 }
 
 window.addEventListener("storage", (event) => {
   if (event.key === TOKEN_KEY && !event.newValue && session.token) {
     sessionStorage.setItem(SIGNED_OUT_KEY, "1");
-    location.replace(location.pathname);
+    location.replace(location.pathname + location.search);
   }
 });
 

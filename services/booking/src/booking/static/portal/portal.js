@@ -257,7 +257,7 @@ async function confirmCancel() {
   const job = state.cancelling;
   if (!job || inFlight.has(job.id) || $("confirm-cancel").disabled) return;
   inFlight.add(job.id);
-  const button = confirmButton({ busy: true });
+  confirmButton({ busy: true });
   $("cancel-error").textContent = "";
   clearFieldErrors(cancelFields());
   const reason = $("cancel-reason").value.trim();
