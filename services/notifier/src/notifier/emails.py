@@ -239,12 +239,20 @@ class SmtpMailer:
                 # the server does not offer SMTPUTF8, which an address with a non-ASCII local part (josé@…) needs.
                 # The connection is still good.
                 self._idle.put_nowait(smtp)
-                if not _ascii_sender(message):  # our MAIL_FROM: a setting to fix, after which the retry goes out
+                if not _ascii_addresses(message, "From"):  # our MAIL_FROM: a setting to fix, then the retry goes
                     raise TransientError(
                         "the configured sender (MAIL_FROM) is not all ASCII and the SMTP server does not offer "
                         "SMTPUTF8 (write its domain in its xn-- form)"
                     ) from exc
-                # A client's or admin inbox's address: this server will never take this email.
+                if _ascii_addresses(message, "To") and not _ascii_addresses(message, "Cc"):
+                    # Only the admin inbox's copy needs it: the client gets their confirmation without the copy (the
+                    # admin still gets the HOME notice).
+                    del message["Cc"], message["Reply-To"]
+                    ADMIN_COPY_SKIPPED.inc()
+                    log.warning("email.admin_copy_skipped", reason="the SMTP server does not offer SMTPUTF8")
+                    await self._transaction(message)
+                    return
+                # The client's address: this server will never take this email.
                 raise PermanentError(
                     "the SMTP server does not offer SMTPUTF8, which an address with a non-ASCII local part needs"
                 ) from exc
@@ -289,9 +297,9 @@ class SmtpConnection:
             await on_accepted()  # no deadline here: what the server accepted must be recorded
 
 
-def _ascii_sender(message: EmailMessage) -> bool:
-    sender = message["From"]
-    return all(address.addr_spec.isascii() for address in getattr(sender, "addresses", ()))
+def _ascii_addresses(message: EmailMessage, header: str) -> bool:
+    """Whether every address of a header (none: True) can go without SMTPUTF8."""
+    return all(address.addr_spec.isascii() for address in getattr(message[header], "addresses", ()))
 
 
 # Replies about the server or our settings, whatever the command: a retry may succeed once it is fixed.

@@ -181,6 +181,22 @@ async def test_a_non_ascii_local_part_that_the_server_cannot_take_is_permanent_a
     assert [recipients for _, recipients, _ in received.envelopes] == [["ann@client.example"]]
 
 
+async def test_an_admin_inbox_the_server_cannot_take_costs_the_client_nothing_the_email_goes_without_the_copy(
+    ascii_only_smtp: tuple[int, _Received],
+) -> None:
+    port, received = ascii_only_smtp
+    message = a_message("ann@client.example")
+    message["Cc"] = "büro@paws.example"  # a non-ASCII local part: no ASCII form, and this server has no SMTPUTF8
+    message["Reply-To"] = "büro@paws.example"
+    before = REGISTRY.get_sample_value("notifier_admin_copy_skipped_total") or 0.0
+    mailer = SmtpMailer(host="127.0.0.1", port=port, timeout=5, connections=1)
+    await mailer.send(message)
+    await mailer.close()
+    [(_, recipients, content)] = received.envelopes
+    assert recipients == ["ann@client.example"] and b"Cc:" not in content and b"Reply-To:" not in content
+    assert REGISTRY.get_sample_value("notifier_admin_copy_skipped_total") == before + 1
+
+
 async def test_a_non_ascii_sender_the_server_cannot_take_is_a_setting_to_fix_so_the_email_retries(
     ascii_only_smtp: tuple[int, _Received],
 ) -> None:
