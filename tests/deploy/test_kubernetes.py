@@ -89,7 +89,7 @@ def test_each_service_has_probes_resources_drain_time_service_and_budget(
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"  # the process only
-        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"  # the database (the broker reported)
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz/api"  # the database (broker reported)
         assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
         assert set(container["resources"]) == {"requests", "limits"}
         assert {"cpu", "memory"} <= set(container["resources"]["requests"]) & set(container["resources"]["limits"])

@@ -217,9 +217,11 @@ def install_basics(
     """Add correlation ids, the body limit, `/healthz`, `/readyz` and `/metrics` (behind `metrics_token` when set:
     only health checks go without a token) to a service's app.
 
-    `/readyz` answers 503 when a `readiness` check fails: what the service's HTTP API cannot work without. The
-    `reported` checks are in its body and do not make it fail: a broker outage must not take the portal or the
-    HOME and LOGS reads out of their load balancer (cancellations wait in the outbox; the consumers catch up).
+    `/readyz` answers 503 when any check fails (design.md: broker and database reachable), and names each in its
+    body. `/readyz/api` answers 503 only when a `readiness` check fails: what the service's HTTP API cannot work
+    without; the `reported` ones (the broker, the consumer) are in its body too. The load balancer's probe uses
+    `/readyz/api`: a broker outage must not take the portal or the HOME and LOGS reads out of it (cancellations
+    wait in the outbox; the consumers catch up).
     """
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(CorrelationIdMiddleware, header_name=CORRELATION_HEADER, validator=valid_correlation_id)
@@ -230,9 +232,16 @@ def install_basics(
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
+        return await _readiness(required=[*readiness, *(reported or {})])
+
+    @app.get("/readyz/api", include_in_schema=False)
+    async def readyz_api() -> JSONResponse:
+        return await _readiness(required=list(readiness))
+
+    async def _readiness(*, required: list[str]) -> JSONResponse:
         checks = {name: await check() for name, check in {**readiness, **(reported or {})}.items()}
-        ready = all(checks[name] for name in readiness)
-        body = {"status": "ready" if ready else "not_ready", "checks": checks, "required": sorted(readiness)}
+        ready = all(checks[name] for name in required)
+        body = {"status": "ready" if ready else "not_ready", "checks": checks, "required": sorted(required)}
         return JSONResponse(body, 200 if ready else 503)
 
     async def scraper(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
@@ -244,7 +253,7 @@ def install_basics(
                 {"WWW-Authenticate": "Bearer"},
             )
 
-    Instrumentator(excluded_handlers=["/healthz", "/readyz", "/metrics"]).instrument(app).expose(
+    Instrumentator(excluded_handlers=["/healthz", "/readyz", "/readyz/api", "/metrics"]).instrument(app).expose(
         app, endpoint="/metrics", include_in_schema=False, dependencies=[Depends(scraper)]
     )
 
