@@ -15,6 +15,9 @@ class Settings(ServiceSettings):
     mongodb_database: str = "audit"
     queue: str = "audit.job_request_events"
     retry_delays_ms: RetryDelaysMs = (1_000, 5_000, 30_000, 120_000)
+    defer_limit_seconds: float = Field(
+        default=86_400.0, gt=0, description="How long a message may wait out our database's outage before it is parked."
+    )
     write_linger_seconds: float = Field(
         default=0.02,
         ge=0,

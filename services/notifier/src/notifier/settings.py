@@ -30,6 +30,9 @@ class Settings(ServiceSettings):
     mail_from: str = "Bookings <no-reply@booking.example>"
     queue: str = "notifier.job_request_events"
     retry_delays_ms: RetryDelaysMs = (1_000, 5_000, 30_000, 120_000)
+    defer_limit_seconds: float = Field(
+        default=86_400.0, gt=0, description="How long a message may wait out our database's outage before it is parked."
+    )
     cors_origins: CorsOrigins = LOCAL_PAGE_ORIGINS
     notice_stream_poll_seconds: float = Field(default=1.0, gt=0, le=30)
     notice_stream_lookback_seconds: float = Field(default=10.0, ge=0, le=300)

@@ -74,6 +74,9 @@ class ConsumerTopology:
     retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)
     delivery_limit: int = 20
     exchange: str = EXCHANGE
+    # A message waits out an outage of our own database without using its attempts, but not for ever (design.md:
+    # bounded, then the dead-letter queue): past this since its first deferral it is parked, to be replayed.
+    defer_limit_seconds: float = 86_400.0
 
     def __post_init__(self) -> None:
         if not self.retry_delays_ms or any(delay <= 0 for delay in self.retry_delays_ms):

@@ -27,6 +27,7 @@ Handler = Callable[[CloudEvent[Any]], Awaitable[None]]
 """A subscribed handler: gets the validated event, raises to retry (any error) or park (PermanentError)."""
 
 ATTEMPT_HEADER = "x-attempt"
+DEFERRED_SINCE_HEADER = "x-deferred-since"  # epoch milliseconds of a message's first deferral
 REASON_HEADER = "x-dead-letter-reason"
 _NOT_THE_MESSAGES_FAULT: tuple[type[Exception], ...] = (Unavailable, *DATABASE_UNAVAILABLE)
 
@@ -255,8 +256,14 @@ class EventConsumer:
             await message.reject(requeue=True)
 
     async def _defer(self, message: AbstractIncomingMessage, exc: Exception) -> None:
+        now_ms = int(time.time() * 1000)
+        since = _int_header(message, DEFERRED_SINCE_HEADER) or now_ms
+        if now_ms - since > self._topology.defer_limit_seconds * 1000:
+            waited = (now_ms - since) // 1000
+            await self._dead_letter(message, "deferred_too_long", f"waited {waited} s for: {exc!r}"[:500])
+            return
         log.warning("consumer.deferred", error=repr(exc))
-        copy = _copy(message, {})
+        copy = _copy(message, {DEFERRED_SINCE_HEADER: since})
         if await self._publisher.publish("", self._topology.retry_queue(1), copy):
             DEFERRED.labels(self._topology.queue).inc()
             await message.ack()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aio_pika
@@ -13,7 +14,8 @@ import pytest
 
 from booking_contracts import CloudEvent
 from service_runtime.amqp import ConfirmedPublisher, ConsumerTopology, connect_amqp, declare_consumer_topology
-from service_runtime.consumer import ATTEMPT_HEADER, EventConsumer
+from service_runtime.consumer import ATTEMPT_HEADER, DEFERRED_SINCE_HEADER, REASON_HEADER, EventConsumer
+from service_runtime.errors import Unavailable
 from tests.support.events import cancelled_event
 from tests.support.servers import Servers
 from tests.support.vhosts import own_vhost
@@ -51,16 +53,16 @@ class Chain:
 
 
 @asynccontextmanager
-async def a_chain(servers: Servers, handler: Any) -> AsyncIterator[Chain]:
+async def a_chain(servers: Servers, handler: Any, topology: ConsumerTopology = TOPOLOGY) -> AsyncIterator[Chain]:
     with own_vhost(servers, "chain") as (_, url):
         connection = await connect_amqp(url, name="chain-test")
         try:
             channel = await connection.channel()
             await channel.set_qos(prefetch_count=10)
-            queue = await declare_consumer_topology(channel, TOPOLOGY)
+            queue = await declare_consumer_topology(channel, topology)
             publisher = ConfirmedPublisher(connection)
             consumer = EventConsumer(
-                queue=queue, topology=TOPOLOGY, subscriptions={"job_request.cancelled": handler}, publisher=publisher
+                queue=queue, topology=topology, subscriptions={"job_request.cancelled": handler}, publisher=publisher
             )
             await consumer.start()
             try:
@@ -115,3 +117,25 @@ def test_a_consumer_topology_without_retry_delays_is_refused() -> None:
         ConsumerTopology(queue="q", binding_keys=("k",), retry_delays_ms=())
     with pytest.raises(ValueError, match="retry delays"):
         ConsumerTopology(queue="q", binding_keys=("k",), retry_delays_ms=(1000, 0))
+
+
+async def _database_away(event: CloudEvent[Any]) -> None:
+    raise Unavailable("the database is down")
+
+
+async def test_a_message_waits_out_a_database_outage_but_is_parked_once_it_has_waited_past_the_limit(
+    servers: Servers,
+) -> None:
+    topology = replace(TOPOLOGY, defer_limit_seconds=60)
+    async with a_chain(servers, _database_away, topology) as chain:
+        fresh = await chain.deliver(headers={})
+        [deferred] = await eventually(lambda: chain.waiting(topology.retry_queue(1)), timeout=10)
+        since = (deferred.headers or {})[DEFERRED_SINCE_HEADER]
+        assert deferred.message_id == fresh and abs(since - time.time() * 1000) < 10_000  # no attempt used
+        assert ATTEMPT_HEADER not in (deferred.headers or {})
+
+        long_ago = int((time.time() - 61) * 1000)  # first deferred 61 s ago: past the limit
+        stale = await chain.deliver(headers={DEFERRED_SINCE_HEADER: long_ago})
+        [parked] = await eventually(lambda: chain.waiting(topology.dlq), timeout=10)
+        assert parked.message_id == stale
+        assert str((parked.headers or {})[REASON_HEADER]).startswith("deferred_too_long: waited 6")
