@@ -23,12 +23,7 @@ from service_runtime.web import install_cors
 
 def topology(settings: Settings) -> ConsumerTopology:
     """Audit's own quorum queue, bound to every job request event."""
-    return ConsumerTopology(
-        queue=settings.queue,
-        binding_keys=("job_request.*",),
-        retry_delays_ms=settings.retry_delays_ms,
-        defer_limit_seconds=settings.defer_limit_seconds,
-    )
+    return settings.topology(binding_keys=("job_request.*",))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -25,12 +25,7 @@ from service_runtime.web import install_cors
 
 def topology(settings: Settings) -> ConsumerTopology:
     """Notifier's own quorum queue, bound to the one event it acts on."""
-    return ConsumerTopology(
-        queue=settings.queue,
-        binding_keys=("job_request.cancelled",),
-        retry_delays_ms=settings.retry_delays_ms,
-        defer_limit_seconds=settings.defer_limit_seconds,
-    )
+    return settings.topology(binding_keys=("job_request.cancelled",))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -347,6 +347,20 @@ async def test_a_database_blip_right_after_the_250_is_retried_and_sends_no_secon
     await mailer.close()
 
 
+async def _send_with_the_database_stalled_after_the_250(
+    event: Any, mailer: SmtpMailer, proxy: FaultProxy, db: Any, sent: SentEmails, **options: Any
+) -> None:
+    """Notifier's handler, whose database link goes silent right after the SMTP server's 250 (until healed)."""
+    await on_job_request_cancelled(
+        event,
+        mailer=_CutsTheDatabaseOnAccept(mailer, proxy, stall=True),
+        notices=Notices(db),
+        sent=sent,
+        sender="x@y.example",
+        **options,
+    )
+
+
 async def test_a_database_outage_after_the_250_longer_than_the_claim_s_lease_is_waited_out_and_sends_no_second_email(
     servers: Servers, mailpit: Mailpit, database_behind_proxy: tuple[Any, FaultProxy]
 ) -> None:
@@ -356,13 +370,7 @@ async def test_a_database_outage_after_the_250_longer_than_the_claim_s_lease_is_
     mailer = SmtpMailer(host=servers.smtp_host, port=servers.smtp_port, timeout=5)
     asyncio.get_running_loop().call_later(3.0, proxy.heal)  # the database is away 3 s, past the 2 s lease
 
-    await on_job_request_cancelled(
-        event,
-        mailer=_CutsTheDatabaseOnAccept(mailer, proxy, stall=True),
-        notices=Notices(db),
-        sent=sent,
-        sender="x@y.example",
-    )
+    await _send_with_the_database_stalled_after_the_250(event, mailer, proxy, db, sent)
 
     key = sent.key("notifier.cancellation_email", str(event.id), event.data.client.email)
     assert await sent.was_sent(key)  # a redelivery finds the record: it sends nothing
@@ -379,14 +387,7 @@ async def test_a_sent_email_whose_record_cannot_be_written_in_time_is_deferred_n
     mailer = SmtpMailer(host=servers.smtp_host, port=servers.smtp_port, timeout=5)
 
     with pytest.raises(Unavailable, match="could not be recorded"):
-        await on_job_request_cancelled(
-            event,
-            mailer=_CutsTheDatabaseOnAccept(mailer, proxy, stall=True),
-            notices=Notices(db),
-            sent=sent,
-            sender="x@y.example",
-            record_patience=0,
-        )
+        await _send_with_the_database_stalled_after_the_250(event, mailer, proxy, db, sent, record_patience=0)
 
     proxy.heal()
     assert len(await mailpit.messages_to(event.data.client.email)) == 1

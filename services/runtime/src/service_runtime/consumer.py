@@ -217,12 +217,9 @@ class EventConsumer:
         except PermanentError as exc:
             await self._dead_letter(message, "permanent_error", str(exc))
             CONSUMED.labels(name, "dead_lettered", type(exc).__name__).inc()
-        except _NOT_THE_MESSAGES_FAULT as exc:
-            # Our own database is down: wait and try again without using up the message's attempts.
-            await self._defer(message, exc)
-            CONSUMED.labels(name, "deferred", type(exc).__name__).inc()
         except Exception as exc:  # noqa: BLE001 - anything else is worth a bounded, delayed retry
-            if await self._database_down(exc):
+            if isinstance(exc, _NOT_THE_MESSAGES_FAULT) or await self._database_down(exc):
+                # Our own database is down: wait and try again without using up the message's attempts.
                 await self._defer(message, exc)
                 CONSUMED.labels(name, "deferred", type(exc).__name__).inc()
             else:

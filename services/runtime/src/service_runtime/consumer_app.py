@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI
+from pydantic import Field, model_validator
 from pymongo.asynchronous.database import AsyncDatabase
 
 from service_runtime.amqp import ConsumerTopology, connect_amqp
@@ -16,10 +17,43 @@ from service_runtime.consumer import EventConsumer, Handler, open_consumer
 from service_runtime.errors import DomainError
 from service_runtime.health import Connections, within
 from service_runtime.mongo import connect_mongo
-from service_runtime.settings import ServiceSettings
-from service_runtime.web import service_app
+from service_runtime.settings import RetryDelaysMs, ServiceSettings
+from service_runtime.web import LOCAL_PAGE_ORIGINS, CorsOrigins, require_public, service_app
 
 log = structlog.get_logger(__name__)
+
+
+class ConsumerServiceSettings(ServiceSettings):
+    """What every consuming service reads besides the shared settings: its queue and retries, how long its effect
+    writes wait to share a round trip, and the admin pages' origins its API answers (CORS)."""
+
+    queue: str
+    retry_delays_ms: RetryDelaysMs = (1_000, 5_000, 30_000, 120_000)
+    defer_limit_seconds: float = Field(
+        default=86_400.0, gt=0, description="How long a message may wait out our database's outage before it is parked."
+    )
+    write_linger_seconds: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="How long an effect's write waits for others to share its database round trip (0: none).",
+    )
+    cors_origins: CorsOrigins = LOCAL_PAGE_ORIGINS
+
+    @model_validator(mode="after")
+    def _public_page_origins_outside_local(self) -> ConsumerServiceSettings:
+        require_public(self.environment, "CORS_ORIGINS", self.cors_origins)
+        return self
+
+    def topology(self, binding_keys: tuple[str, ...]) -> ConsumerTopology:
+        """The service's own queues, bound to `binding_keys` on booking's exchange."""
+        return ConsumerTopology(
+            queue=self.queue,
+            binding_keys=binding_keys,
+            retry_delays_ms=self.retry_delays_ms,
+            defer_limit_seconds=self.defer_limit_seconds,
+        )
+
 
 Wiring = Callable[
     [FastAPI, AsyncDatabase[dict[str, Any]]], Awaitable[tuple[Mapping[str, Handler], Callable[[], Awaitable[None]]]]
